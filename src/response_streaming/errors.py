@@ -1,0 +1,56 @@
+"""A small error hierarchy. Every message is written for the person using the app: it says what
+happened and what to do, and never contains a traceback or a secret."""
+from __future__ import annotations
+
+
+class ResponseStreamingError(Exception):
+    """Base class; `str(err)` is safe to show a user."""
+
+    #: HTTP status a server front end should answer with.
+    status = 500
+
+
+class ConfigError(ResponseStreamingError):
+    """The settings are wrong or incomplete (missing model file, unknown provider, bad value)."""
+
+    status = 400
+
+
+class BadRequest(ResponseStreamingError):
+    """The request itself cannot be served (empty prompt, prompt too long, invalid parameter)."""
+
+    status = 400
+
+
+class AccessDenied(ResponseStreamingError):
+    """Credentials missing, expired or without permission for this model."""
+
+    status = 403
+
+
+class ModelNotFound(ResponseStreamingError):
+    """The model does not exist, was retired, or is not offered in this region."""
+
+    status = 404
+
+
+class Throttled(ResponseStreamingError):
+    """Too many requests, or the local model's wait queue is full. Trying later helps."""
+
+    status = 429
+
+
+class ProviderUnavailable(ResponseStreamingError):
+    """The provider could not be reached or failed before answering."""
+
+    status = 503
+
+
+class StreamInterrupted(ResponseStreamingError):
+    """The stream broke after it started; `partial_text` holds what had arrived."""
+
+    status = 502
+
+    def __init__(self, message: str, partial_text: str = "") -> None:
+        super().__init__(message)
+        self.partial_text = partial_text

@@ -1,0 +1,66 @@
+"""The provider contract's vocabulary: messages in, typed events out.
+
+Every provider turns `(messages, params)` into an iterator of these events; every front end only
+consumes them. Nothing here imports an SDK.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Literal, Protocol, Sequence, Union
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Generation parameters. `None` means "the provider's own default"."""
+
+    max_tokens: int = 512
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    system: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+# Stop reasons are normalised to these words whatever the provider calls them.
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "content_filtered", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: StopReason
+    latency_ms: int | None = field(default=None)
+
+
+Event = Union[TextDelta, Usage, Finish]
+
+
+class Provider(Protocol):
+    """One method, a generator of events.
+
+    A provider's stream must end with `Finish` when the model says it is done; a stream that ends
+    without it is incomplete. The generator must release its upstream (HTTP response, model lock)
+    in `finally`, because consumers abandon it whenever the user clicks Stop or closes a tab.
+    """
+
+    name: str
+    model: str
+
+    def stream(self, messages: Sequence[Message], params: Params) -> Iterator[Event]: ...

@@ -1,0 +1,108 @@
+"""Shared fixtures: settings for the real embedded model, loopback servers, a real headless Chromium."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from response_streaming.config import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(autouse=True)
+def _clean_settings(monkeypatch):
+    """Tests never see the developer's RS_* variables, and each starts with fresh cached settings."""
+    for key in list(os.environ):
+        if key.startswith("RS_"):
+            monkeypatch.delenv(key)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def local_settings() -> Settings:
+    # A small context keeps the KV cache small; the default cache_dir holds the model `make` prepared.
+    return Settings(provider="local", n_ctx=2048, max_tokens=48, temperature=0.0)
+
+
+@pytest.fixture(scope="session")
+def local_provider(local_settings):
+    from response_streaming.providers.local import LocalProvider
+    return LocalProvider(local_settings)
+
+
+@pytest.fixture()
+def streamlit_server(tmp_path):
+    """Start `streamlit run streaming_app.py` on a free loopback port with the given RS_* settings."""
+    procs = []
+
+    def start(**env_settings) -> str:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")}
+        env.update({"RS_DATA_DIR": str(tmp_path / "data")}, **{f"RS_{k.upper()}": str(v) for k, v in env_settings.items()})
+        proc = subprocess.Popen(
+            [str(BIN / "streamlit"), "run", "streaming_app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc=proc)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: run `bash scripts/system-deps.sh` (apt-get install chromium).")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context()
+    pg = context.new_page()
+    yield pg
+    context.close()

@@ -1,0 +1,49 @@
+"""The lab's page in a real headless Chromium, on the real embedded model."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from response_streaming.store import Store
+
+pytestmark = pytest.mark.browser
+LAB_PROMPT = "Write a story about two cats that go on an adventure:"
+
+
+def visible_text(s: str) -> str:
+    """Compare what a reader sees: Markdown punctuation and whitespace differences aside."""
+    return re.sub(r"[\s*_`#>~\\|▌-]+", " ", s).strip()
+
+
+def test_answer_streams_token_by_token_and_ends_as_the_model_produced(streamlit_server, page, tmp_path):
+    url = streamlit_server(provider="local", max_tokens=60, temperature=0, n_ctx=2048)
+    page.goto(url)
+    page.get_by_role("heading", name="Response Streaming").wait_for()
+    assert page.title() == "Response Streaming"
+    page.locator("textarea").fill(LAB_PROMPT)
+    page.get_by_role("button", name="Go").click()
+
+    answer = page.locator(".st-key-answer").last
+    answer.wait_for(timeout=60_000)
+    seen = []
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'history.sqlite3'}")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        text = answer.inner_text()
+        if text and (not seen or text != seen[-1]):
+            seen.append(text)
+        convs = store.list_conversations()
+        done = convs and any(m.role == "assistant" for m in store.messages(convs[0]["id"]))
+        if done and "▌" not in text:
+            break
+        time.sleep(0.03)
+    final = answer.inner_text()
+    [conv] = store.list_conversations()
+    produced = store.messages(conv["id"])[-1]
+    assert produced.role == "assistant" and produced.status == "complete" and produced.content.strip()
+    growing = [len(visible_text(s)) for s in seen]
+    assert len(set(growing)) >= 3, f"the answer should be seen growing at least three times, saw {seen}"
+    assert growing == sorted(growing), "the visible answer only ever grows"
+    assert visible_text(final) == visible_text(produced.content)
