@@ -45,5 +45,6 @@ def test_answer_streams_token_by_token_and_ends_as_the_model_produced(streamlit_
     assert produced.role == "assistant" and produced.status == "complete" and produced.content.strip()
     growing = [len(visible_text(s)) for s in seen]
     assert len(set(growing)) >= 3, f"the answer should be seen growing at least three times, saw {seen}"
-    assert growing == sorted(growing), "the visible answer only ever grows"
+    # Not strictly monotonic: half-typed Markdown (a link, a list marker) can render shorter a moment later.
+    assert growing[-1] > growing[0] and max(growing) == growing[-1], seen
     assert visible_text(final) == visible_text(produced.content)
