@@ -1,16 +1,17 @@
 # Two commands: `make run` and `make test`. Both set everything up first and are quick the second time.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-app
+TSTAMP := $(VENV)/.installed-test
 SHELL  := /bin/bash
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: run test setup model system-deps bench clean
+.PHONY: run test setup setup-test model system-deps bench clean
 
 run: setup model
 	$(VENV)/bin/streamlit run streaming_app.py --server.port 8080 --server.headless true
 
-test: setup model system-deps
+test: setup-test model system-deps
 	$(VENV)/bin/pytest
 
 setup: $(STAMP)
@@ -20,6 +21,13 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip
 	@echo ">> Installing Python packages. The first time, pip builds llama.cpp from source:"
 	@echo ">> about 10 minutes on 2 cores (later runs reuse pip's cached wheel and take seconds)."
+	$(PY) -m pip install --progress-bar on -e '.[all]'
+	@touch $@
+
+# Test and benchmark tools on top (Playwright's Python package, clients we test against, peers we compare with).
+setup-test: $(TSTAMP)
+
+$(TSTAMP): $(STAMP)
 	$(PY) -m pip install --progress-bar on -e '.[all,test,bench]'
 	@touch $@
 
@@ -31,7 +39,7 @@ model: setup
 system-deps:
 	@bash scripts/system-deps.sh
 
-bench: setup model system-deps
+bench: setup-test model system-deps
 	$(PY) bench/run_all.py
 
 clean:
