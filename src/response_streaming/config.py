@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     bedrock_read_timeout: float = Field(60.0, gt=0, description="Seconds allowed between two reads of a stream.")
     bedrock_retry_mode: Literal["standard", "adaptive", "legacy"] = Field("standard", description="botocore retry mode.")
     bedrock_max_attempts: int = Field(3, ge=1, description="Attempts before the first token, retries included.")
+    bedrock_api: Literal["converse", "invoke"] = Field("converse", description="ConverseStream (any model) or InvokeModelWithResponseStream (native body per family).")
 
     # OpenAI-compatible servers (Ollama, vLLM, llama.cpp server).
     openai_base_url: str = Field("http://127.0.0.1:11434/v1", description="Base URL ending in /v1.")
