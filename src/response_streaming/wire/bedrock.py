@@ -243,6 +243,45 @@ def invoke_stream_frames(family: str, events: Iterable[Event], model_id: str = "
 
 
 # ---------------------------------------------------------------------------------------------
+# Whole (non-streamed) answers: Converse and InvokeModel
+# ---------------------------------------------------------------------------------------------
+
+def converse_response(text: str, reason: str, input_tokens: int, output_tokens: int, latency_ms: int) -> dict:
+    """A Converse response body: output message, `stopReason`, `usage`, `metrics`."""
+    return {"output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+            "stopReason": "end_turn" if reason == "other" else reason,
+            "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens,
+                      "totalTokens": input_tokens + output_tokens},
+            "metrics": {"latencyMs": latency_ms}}
+
+
+def native_response(family: str, text: str, reason: str, input_tokens: int, output_tokens: int,
+                    model_id: str = "") -> dict:
+    """An InvokeModel response body in `family`'s own JSON (`reason`: one of our StopReason words)."""
+    stop = _NATIVE_STOP[family][reason]
+    if family == "anthropic":
+        return {"id": "msg_bdrk_01", "type": "message", "role": "assistant", "model": model_id,
+                "content": [{"type": "text", "text": text}], "stop_reason": stop, "stop_sequence": None,
+                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}}
+    if family == "meta":
+        return {"generation": text, "prompt_token_count": input_tokens, "generation_token_count": output_tokens,
+                "stop_reason": stop}
+    if family == "mistral":
+        return {"outputs": [{"text": text, "stop_reason": stop}]}
+    if family == "titan":
+        return {"inputTextTokenCount": input_tokens,
+                "results": [{"tokenCount": output_tokens, "outputText": text, "completionReason": stop}]}
+    if family == "nova":
+        return {"output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": stop,
+                "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens,
+                          "totalTokens": input_tokens + output_tokens}}
+    if family == "cohere":
+        return {"id": "00000000-0000-0000-0000-000000000000",
+                "generations": [{"id": "00000000-0000-0000-0000-000000000001", "text": text, "finish_reason": stop}]}
+    raise ValueError(f"unknown Bedrock model family {family!r}")
+
+
+# ---------------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------------
 
