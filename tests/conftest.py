@@ -63,6 +63,32 @@ def local_provider(local_settings):
 
 
 @pytest.fixture()
+def api_server():
+    """Run an ASGI app (e.g. `server.create_app(provider=...)`) with uvicorn in a background thread
+    on a free loopback port; returns its base URL. Stopped (and joined) when the test ends."""
+    import threading
+
+    import uvicorn
+
+    servers = []
+
+    def start(app) -> str:
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                               access_log=False, timeout_graceful_shutdown=5))
+        thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=30)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture()
 def streamlit_server(tmp_path):
     """Start `streamlit run streaming_app.py` on a free loopback port with the given RS_* settings."""
     procs = []

@@ -1,0 +1,72 @@
+"""The FastAPI app: every API's routes, one provider behind them, errors in each API's own shape."""
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from ..config import Settings, get_settings
+from ..errors import BadRequest, ModelNotFound, ResponseStreamingError
+from ..events import Provider
+from . import bedrock_api, events_api, openai_api
+from .http import MAX_REQUEST_BYTES, Guard, api_of
+
+log = logging.getLogger("response_streaming.server")
+
+RENDERERS = {"openai": openai_api.error_response, "bedrock": bedrock_api.error_response,
+             "events": events_api.error_response}
+
+
+def render_error(path: str, err: BaseException) -> Response:
+    return RENDERERS[api_of(path)](err)
+
+
+def create_app(settings: Settings | None = None, provider: Provider | None = None,
+               max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
+    """The app for `settings` (default: the environment's), answering with `provider` (default: the
+    one the settings name, loaded now so that a bad model file fails at start, not at first request)."""
+    settings = settings or get_settings()
+    if provider is None:
+        from ..providers import make_provider
+        provider = make_provider(settings)
+    state = SimpleNamespace(settings=settings, provider=provider)
+
+    # No /docs or /openapi.json: the routes read raw bodies, so the generated schema would say nothing.
+    app = FastAPI(title="response-streaming", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.rs = state
+    app.include_router(openai_api.router(state))
+    app.include_router(bedrock_api.router(state))
+    app.include_router(events_api.router(state))
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok", "provider": provider.name, "model": provider.model})
+
+    @app.exception_handler(ResponseStreamingError)
+    async def our_error(request: Request, err: ResponseStreamingError) -> Response:
+        request.scope["rs.error"] = type(err).__name__
+        return render_error(request.url.path, err)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> Response:
+        # Unknown paths and wrong methods, said in the caller's API's words.
+        request.scope["rs.error"] = f"HTTP{err.status_code}"
+        if err.status_code == 404:
+            mapped: ResponseStreamingError = ModelNotFound(f"No such endpoint: {request.method} {request.url.path}.")
+        else:
+            mapped = BadRequest(f"{request.method} is not allowed on {request.url.path}." if err.status_code == 405
+                                else str(err.detail))
+            mapped.status = err.status_code
+        return render_error(request.url.path, mapped)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        request.scope["rs.error"] = "internal"
+        return render_error(request.url.path, err)
+
+    app.add_middleware(Guard, max_bytes=max_request_bytes, render=render_error)
+    return app
