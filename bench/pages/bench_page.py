@@ -1,0 +1,68 @@
+"""What the three bench pages share, so that they differ only in how they draw the answer.
+
+Each page shows a Go button; a click streams the bench text from `ReplayProvider` through a
+`Recorder` (as the app does) at the rate and length named in the URL (`?tokens=500&rate=1000&run=id`).
+A tap between the provider and the Recorder notes, with `time.time()`, when the first and the last
+token left the provider; the page writes those marks to `$BENCH_OUT/<run>.json` when it ends, and
+the browser side compares them with its own `performance.timeOrigin + performance.now()` (the
+same wall clock: one machine).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/common.py: the bench text
+from common import bench_text  # noqa: E402
+
+from response_streaming.events import Event, Message, Params, TextDelta  # noqa: E402
+from response_streaming.providers.replay import ReplayProvider  # noqa: E402
+from response_streaming.recorder import Recorder  # noqa: E402
+
+TEXT = bench_text()
+
+
+def _tap(events: Iterator[Event], marks: dict) -> Iterator[Event]:
+    for event in events:
+        if isinstance(event, TextDelta):
+            now = time.time()
+            marks["first_emit"] = marks["first_emit"] or now
+            marks["last_emit"] = now
+            marks["tokens"] += 1
+        yield event
+
+
+def run(render: Callable[[Recorder], None]) -> None:
+    """Draw the page; on Go, stream the answer through `render(recorder)` inside an assistant message."""
+    st.set_page_config(page_title="bench")
+    tokens = int(st.query_params.get("tokens", 500))
+    rate = float(st.query_params.get("rate", 1000))
+    run_id = st.query_params.get("run", "manual")
+    # Streamlit's frontend loads its code highlighter and fonts lazily, the first time a page shows
+    # a code block, bold/italic or inline code (~0.5 s here). A chat page has shown them long before
+    # a typical answer; drawing them once here keeps that one-off load out of the answer's timings.
+    st.markdown("Bench page: **bold**, _italic_, `code`\n\n```\nwarm = True\n```")
+    if not st.button("Go", type="primary"):
+        return
+    marks = {"start": time.time(), "first_emit": None, "last_emit": None, "tokens": 0, "status": "stopped"}
+    provider = ReplayProvider(text=TEXT, rate=rate)
+    rec = Recorder(_tap(provider.stream([Message("user", "bench")], Params(max_tokens=tokens)), marks))
+    try:
+        with st.chat_message("assistant"):
+            render(rec)
+        marks["status"] = rec.status
+    except Exception as err:  # the renderer broke: say so in the marks, and let Streamlit show it as usual
+        marks["error"] = f"{type(err).__name__} after {marks['tokens']:,} tokens"
+        raise
+    finally:
+        # Written last and renamed into place, so the driver never reads half a file.
+        marks.update(end=time.time(), answer_bytes=len(rec.text.encode()))
+        out = Path(os.environ.get("BENCH_OUT", "/tmp")) / f"{run_id}.json"
+        out.with_suffix(".tmp").write_text(json.dumps(marks))
+        out.with_suffix(".tmp").rename(out)
