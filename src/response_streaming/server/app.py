@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     if provider is None:
         from ..providers import make_provider
         provider = make_provider(settings)
-    state = SimpleNamespace(settings=settings, provider=provider)
+    state = SimpleNamespace(settings=settings, provider=provider, generations=set())
 
     # No /docs or /openapi.json: the routes read raw bodies, so the generated schema would say nothing.
     app = FastAPI(title="response-streaming", docs_url=None, redoc_url=None, openapi_url=None)
@@ -43,7 +43,9 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        return JSONResponse({"status": "ok", "provider": provider.name, "model": provider.model})
+        # `generations`: requests streaming or waiting for the model right now.
+        return JSONResponse({"status": "ok", "provider": provider.name, "model": provider.model,
+                             "generations": len(state.generations)})
 
     @app.exception_handler(ResponseStreamingError)
     async def our_error(request: Request, err: ResponseStreamingError) -> Response:

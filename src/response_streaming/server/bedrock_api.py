@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..errors import BadRequest, ResponseStreamingError
 from ..events import Message, Params
+from ..providers.bedrock_catalog import family_of
 from ..recorder import Recorder
 from ..wire import bedrock as wire
 from .generation import Generation, GenerationResponse, failure
@@ -283,16 +284,11 @@ class InvokeWire:
                                            "x-amzn-bedrock-invocation-latency": str(rec.metrics.duration_ms)})
 
 
-def family_of(model_id: str) -> str | None:
-    from ..providers.bedrock_catalog import family_of as catalog_family  # the catalogue decides families
-    return catalog_family(model_id)
-
-
 def router(state) -> APIRouter:
     api = APIRouter()
 
     def respond(request: Request, model_id: str, messages, params, wire_, stream: bool) -> Response:
-        gen = Generation(state.provider, messages, params)
+        gen = Generation(state.provider, messages, params, state.generations)
         return GenerationResponse(gen, wire_, stream, {"api": "bedrock", "path": request.url.path.rsplit("/", 1)[-1],
                                                        "model_id": model_id})
 

@@ -103,7 +103,7 @@ def router(state) -> APIRouter:
     @api.post("/v1/stream")
     async def stream(request: Request) -> Response:
         messages, params = parse_stream_request(await read_json(request), state.settings.default_params())
-        gen = Generation(state.provider, messages, params)
+        gen = Generation(state.provider, messages, params, state.generations)
         return GenerationResponse(gen, EventsWire(), True, {"api": "events", "path": request.url.path})
 
     return api

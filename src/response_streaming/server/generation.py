@@ -58,8 +58,10 @@ def failure(rec: Recorder) -> ResponseStreamingError | None:
 class Generation:
     """Runs `provider.stream(messages, params)` in a daemon thread; `await get()` yields str pieces, then `End`."""
 
-    def __init__(self, provider: Provider, messages: Sequence[Message], params: Params) -> None:
+    def __init__(self, provider: Provider, messages: Sequence[Message], params: Params, live: set | None = None) -> None:
         self.provider = provider
+        self.live = live if live is not None else set()  # the app's open generations (for /health)
+        self.live.add(self)
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue = asyncio.Queue()
         self._room = threading.Semaphore(BUFFER)
@@ -82,6 +84,7 @@ class Generation:
                     break
         finally:
             pieces.close()  # GeneratorExit into the Recorder: it closes the provider stream
+            self.live.discard(self)
             self.done.set()
             self._send(End(self.rec))
 
@@ -113,6 +116,10 @@ class Generation:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
 
 class Wire(Protocol):

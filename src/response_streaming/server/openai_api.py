@@ -164,7 +164,7 @@ def router(state) -> APIRouter:
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         req = parse_chat_request(await read_json(request), state.settings.default_params())
-        gen = Generation(state.provider, req.messages, req.params)
+        gen = Generation(state.provider, req.messages, req.params, state.generations)
         wire = ChatWire(state.provider.model, req.include_usage)
         return GenerationResponse(gen, wire, req.stream, {"api": "openai", "path": request.url.path})
 
