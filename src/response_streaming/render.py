@@ -11,6 +11,7 @@ Streamlit containers (duck-typed: anything with `.empty()` whose result has `.ma
 """
 from __future__ import annotations
 
+import html
 import re
 import time
 
@@ -49,28 +50,82 @@ def split_blocks(text: str) -> tuple[list[str], str]:
     return blocks, tail
 
 
-_IMAGE = re.compile(r"!\[")
-_UNSAFE_INLINE = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file)\s*:[^)]*\)", re.I)
-_UNSAFE_REF = re.compile(r"^(\s{0,3}\[[^\]]+\]:\s*)<?\s*(?:javascript|vbscript|data|file)\s*:\S*", re.I | re.M)
-_UNSAFE_AUTO = re.compile(r"<\s*((?:javascript|vbscript|data|file)\s*:)", re.I)
+# --- Safe rendering -----------------------------------------------------------------------
+# Model output is untrusted (a prompt injection can make it leak data through an image URL), so it
+# is rewritten before Streamlit sees it. Streamlit already refuses raw HTML; this is the second wall.
+_SAFE_SCHEMES = {"http", "https", "mailto"}
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):", re.I)
+_MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_INVISIBLE = re.compile(r"[\x00-\x20\x7f\u200b-\u200d\ufeff]+")
+_IMAGE_LINK = re.compile(r"!\[([^\]\n]*)\](?=[(\[])")  # ![alt](url) and ![alt][ref]
+_IMAGE_OTHER = re.compile(r"!\[")
+_INLINE_DEST = re.compile(r"(\]\(\s*)(<[^>\n]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*)")
+_REF_DEST = re.compile(r"^( {0,3}\[[^\]\n]+\]:\s*)(<[^>\n]*>|\S+)", re.M)
 _HTML = re.compile(r"<(?=[A-Za-z/!?])")
+_DOLLAR = re.compile(r"(?<!\\)\$")
+_BACKTICKS = re.compile(r"`+")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+UNSAFE = "#unsafe-link-removed"
+
+
+def safe_url(url: str) -> bool:
+    """Whether a link target is harmless: web and mail links, or no scheme at all (same page).
+
+    Checked the way a browser will read it: Markdown escapes and HTML entities decoded, and the
+    whitespace and control characters browsers ignore inside a scheme removed.
+    """
+    u = _INVISIBLE.sub("", html.unescape(_MD_ESCAPE.sub(r"\1", url.strip().strip("<>"))))
+    m = _SCHEME.match(u)
+    return m is None or m.group(1).lower() in _SAFE_SCHEMES
+
+
+def _check_dest(m: re.Match) -> str:
+    return m.group(1) + (m.group(2) if safe_url(m.group(2)) else UNSAFE)
 
 
 def _sanitize_prose(text: str) -> str:
-    text = _IMAGE.sub(r"!\\[", text)  # "![alt](url)" becomes "!" + a link: the image is never fetched
-    text = _UNSAFE_INLINE.sub("](#unsafe-link-removed)", text)
-    text = _UNSAFE_REF.sub(r"\1#unsafe-link-removed", text)
-    text = _UNSAFE_AUTO.sub(r"&lt;\1", text)
-    return _HTML.sub("&lt;", text)  # raw HTML is shown as text, never parsed
+    # An image becomes a link to it: shown, never fetched; the reader may open it on purpose.
+    text = _IMAGE_LINK.sub(lambda m: "[🖼 " + (m.group(1).strip() or "image") + "]", text)
+    text = _IMAGE_OTHER.sub(r"!\\[", text)
+    text = _INLINE_DEST.sub(_check_dest, text)
+    text = _REF_DEST.sub(_check_dest, text)
+    text = _HTML.sub("&lt;", text)  # raw HTML (and autolinks like <javascript:...>) shown as text, never parsed
+    # `$` starts LaTeX in Streamlit: "$5 and $10" would turn into maths, and KaTeX has its own links.
+    return _DOLLAR.sub(r"\\$", text)
+
+
+def _code_spans(text: str) -> list[str]:
+    """Split into prose and inline code spans (odd items), which Markdown shows verbatim anyway."""
+    parts, pos = [], 0
+    runs = list(_BACKTICKS.finditer(text))
+    i = 0
+    while i < len(runs):
+        opening = runs[i]
+        close = next((k for k in range(i + 1, len(runs)) if len(runs[k].group()) == len(opening.group())), None)
+        # A code span ends within its paragraph; a lone backtick run stays literal prose.
+        if close is None or _BLANK_LINE.search(text, opening.end(), runs[close].start()):
+            i += 1
+            continue
+        parts += [text[pos:opening.start()], text[opening.start():runs[close].end()]]
+        pos = runs[close].end()
+        i = close + 1
+    parts.append(text[pos:])
+    return parts
 
 
 def sanitize(markdown: str) -> str:
-    """Markdown that is safe to render: no raw HTML, no images fetched, no script/data links.
+    """Markdown that is safe to render: no raw HTML, no images fetched, only web and mail links.
 
-    Code blocks are left alone: their content is shown verbatim by the Markdown renderer anyway.
+    Code blocks and code spans are left alone: the Markdown renderer shows their content verbatim.
     """
     parts = re.split(r"(^ {0,3}(?:`{3,}|~{3,}).*?(?:^ {0,3}(?:`{3,}|~{3,})[^\n]*$|\Z))", markdown, flags=re.M | re.S)
-    return "".join(p if i % 2 else _sanitize_prose(p) for i, p in enumerate(parts))
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(part)
+        else:
+            out += [p if j % 2 else _sanitize_prose(p) for j, p in enumerate(_code_spans(part))]
+    return "".join(out)
 
 
 class LiveMarkdown:

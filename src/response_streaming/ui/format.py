@@ -1,0 +1,39 @@
+"""Text for the page: the metrics line under an answer, and labels that can't carry Markdown."""
+from __future__ import annotations
+
+import re
+
+from ..pricing import cost, format_cost
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+
+
+def plain(text: str) -> str:
+    """Escape Markdown: Streamlit renders labels (buttons, dialogs) as Markdown, even images in them."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def metrics_line(m: dict, provider: str = "", model: str = "", live: bool = False) -> str:
+    """'first token 210 ms · 38.5 tokens/s · 41 in / 60 out · ≈ $0.00031 · model (provider)'."""
+    parts = []
+    if m.get("ttft_ms") is not None:
+        parts.append(f"first token {m['ttft_ms']} ms")
+    if m.get("tokens_per_s"):
+        parts.append(f"{m['tokens_per_s']:.1f} tokens/s")
+    out = m.get("output_tokens") or 0
+    if m.get("input_tokens") is not None:
+        parts.append(f"{m['input_tokens']} in / {out} out")
+    elif out:
+        parts.append(f"{out} out")
+    usd = cost(provider, model, m.get("input_tokens"), out)
+    if usd is not None:
+        # Bedrock reports input tokens at the end; until then the estimate covers the output so far.
+        parts.append(f"≈ {format_cost(usd)}" + (" so far" if m.get("input_tokens") is None else ""))
+    if model or provider:
+        parts.append(f"{model} ({provider})" if model and provider else model or provider)
+    return ("streaming · " if live else "") + " · ".join(parts)
+
+
+def waiting_line(seconds: float, provider: str = "", model: str = "") -> str:
+    who = f" · {model} ({provider})" if model else ""
+    return f"waiting for the first token… {seconds:.1f} s{who}"

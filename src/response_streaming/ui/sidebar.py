@@ -1,0 +1,133 @@
+"""The sidebar: conversations (new, switch, rename, delete, search, export), provider, model, parameters.
+
+Parameter widgets use `on_change="ignore"`: changing them never reruns the page, so it never
+interrupts an answer that is streaming; the values are read at the next Go.
+"""
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from ..chat import export_json, export_markdown
+from ..config import Settings
+from ..events import Params
+from ..store import Store, StoredMessage
+from .format import plain
+
+PROVIDERS = ("local", "bedrock", "openai", "replay")
+PROVIDER_LABELS = {
+    "local": "Local (embedded llama.cpp)",
+    "bedrock": "Amazon Bedrock",
+    "openai": "OpenAI-compatible server",
+    "replay": "Replay (scripted, for tests)",
+}
+
+
+def open_conversation(cid: str | None) -> None:
+    """Callback: switch the page (and its URL) to a conversation, or to a new one."""
+    if cid:
+        st.query_params["c"] = cid
+    else:
+        st.query_params.pop("c", None)
+    st.session_state.pop("editing", None)
+
+
+def conversations(box, store: Store, cid: str | None, conversation: dict | None, msgs: list[StoredMessage]) -> None:
+    with box:
+        st.button("New chat", key="new-chat", icon=":material/add:", on_click=open_conversation, args=(None,),
+                  width="stretch")
+        search = st.text_input("Search titles", key="search", placeholder="Search titles", icon=":material/search:",
+                               label_visibility="collapsed")
+        found = store.list_conversations(search)
+        if not found:
+            st.caption("No conversation has a title like that." if search.strip() else "No conversations yet.")
+        with st.container(key="conversations", height=300 if len(found) > 8 else "content"):
+            for c in found:
+                st.button(plain(c["title"]), key=f"conv-{c['id']}", on_click=open_conversation, args=(c["id"],),
+                          type="primary" if c["id"] == cid else "tertiary", width="stretch")
+        if conversation:
+            _this_conversation(store, conversation, msgs)
+
+
+def _rename(store: Store, cid: str) -> None:
+    store.rename_conversation(cid, st.session_state.get(f"title-{cid}", ""))
+
+
+@st.dialog("Delete this conversation?")
+def _confirm_delete(store: Store, cid: str, title: str) -> None:
+    st.write(f"“{plain(title)}” and all its messages will be deleted, for every tab and replica. This can't be undone.")
+    with st.container(horizontal=True):
+        if st.button("Delete", key="confirm-delete", type="primary", icon=":material/delete:"):
+            store.delete_conversation(cid)
+            open_conversation(None)
+            st.rerun()
+        if st.button("Cancel", key="cancel-delete"):
+            st.rerun()
+
+
+def _this_conversation(store: Store, conversation: dict, msgs: list[StoredMessage]) -> None:
+    cid = conversation["id"]
+    with st.expander("This conversation", icon=":material/chat:"):
+        st.text_input("Title", value=conversation["title"], key=f"title-{cid}", on_change=_rename, args=(store, cid))
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", conversation["title"]).strip("-")[:40].lower() or "conversation"
+        with st.container(horizontal=True):
+            # Downloads don't rerun the page, so exporting never interrupts a streaming answer.
+            st.download_button("Markdown", export_markdown(conversation, msgs), file_name=f"{slug}.md",
+                               mime="text/markdown", key="export-md", icon=":material/download:", on_click="ignore")
+            st.download_button("JSON", export_json(conversation, msgs), file_name=f"{slug}.json",
+                               mime="application/json", key="export-json", icon=":material/download:",
+                               on_click="ignore")
+        if st.button("Delete…", key="delete", icon=":material/delete:"):
+            _confirm_delete(store, cid, conversation["title"])
+
+
+def _model_field(provider: str, settings: Settings) -> str:
+    default = settings.model if settings.provider == provider else ""
+    if provider == "bedrock":
+        try:
+            from ..providers.bedrock_catalog import DEFAULT_MODEL, MODELS
+        except ImportError:
+            MODELS, DEFAULT_MODEL = (), ""
+        ids = [m.id for m in MODELS]
+        names = {m.id: f"{m.name} · {m.id}" for m in MODELS}
+        start = default or DEFAULT_MODEL
+        if start and start not in ids:
+            ids.insert(0, start)
+        return st.selectbox("Model", ids, index=ids.index(start) if start in ids else None, key="model-bedrock",
+                            format_func=lambda i: names.get(i, i), accept_new_options=True, on_change="ignore",
+                            placeholder="Pick or type a Bedrock model id",
+                            help="Any Bedrock model id or inference profile id; type one that is not listed.") or ""
+    if provider == "openai":
+        return st.text_input("Model", value=default, key="model-openai", on_change="ignore",
+                             placeholder="the server's model name", help=f"Served at {settings.openai_base_url}") or ""
+    if provider == "local":
+        st.caption(f"Embedded model: {settings.model_path.name if settings.model_path else 'Gemma 3 270M (bundled)'}")
+    return default
+
+
+def _decode_stop(s: str) -> str:
+    # Typed as text, so "\n" means a line break (the usual stop sequence for transcripts).
+    return s.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def controls(settings: Settings) -> tuple[Settings, Params]:
+    """Provider, model and parameters as chosen in the sidebar (defaults from the settings)."""
+    with st.sidebar:
+        st.subheader("Model")
+        provider = st.selectbox("Provider", PROVIDERS, index=PROVIDERS.index(settings.provider), key="provider",
+                                format_func=PROVIDER_LABELS.get)
+        model = _model_field(provider, settings)
+        with st.expander("Parameters", icon=":material/tune:"):
+            system = st.text_input("System prompt", value=settings.system_prompt, key="system", on_change="ignore")
+            temperature = st.number_input("Temperature", 0.0, 2.0, value=settings.temperature, step=0.1,
+                                          key="temperature", placeholder="model default", on_change="ignore")
+            top_p = st.number_input("Top p", 0.01, 1.0, value=settings.top_p, step=0.05, key="top_p",
+                                    placeholder="model default", on_change="ignore")
+            max_tokens = st.number_input("Max tokens", 1, 32768, value=settings.max_tokens, step=64, key="max_tokens",
+                                         on_change="ignore")
+            stops = st.multiselect("Stop sequences", [], key="stop-sequences", accept_new_options=True, on_change="ignore",
+                                   placeholder="Type one, press Enter (\\n = new line)")
+    params = Params(max_tokens=int(max_tokens or settings.max_tokens), temperature=temperature, top_p=top_p,
+                    stop=tuple(_decode_stop(s) for s in stops if s), system=system or "")
+    return settings.model_copy(update={"provider": provider, "model": model}), params
