@@ -1,0 +1,40 @@
+"""`response-streaming serve` through its installed entry point, as a user starts it."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import boto3
+import openai
+from botocore.config import Config
+
+from tests.conftest import BIN, free_port, wait_http
+
+
+def test_serve_command_answers_openai_and_bedrock_clients(tmp_path, monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)  # dummy credentials: boto3 signs, the server does not check
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RS_", "AWS_"))}
+    env.update(RS_PROVIDER="replay", RS_REPLAY_TEXT="Offline answers, same clients.")
+    proc = subprocess.Popen([str(BIN / "response-streaming"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
+        base = f"http://127.0.0.1:{port}"
+        stream = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Offline answers, same clients."
+        rt = boto3.client("bedrock-runtime", endpoint_url=base, region_name="us-east-1",
+                          config=Config(retries={"total_max_attempts": 1}))
+        events = rt.converse_stream(modelId="amazon.nova-lite-v1:0", messages=[{"role": "user", "content": [{"text": "hi"}]}])
+        text = "".join(e["contentBlockDelta"]["delta"]["text"] for e in events["stream"] if "contentBlockDelta" in e)
+        assert text == "Offline answers, same clients."
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert "serving provider=replay" in out
+    lines = [ln for ln in out.splitlines() if "outcome=" in ln]
+    assert any("api=openai" in ln and "outcome=complete" in ln and "tokens=4" in ln for ln in lines)
+    assert any("api=bedrock" in ln and "path=converse-stream" in ln and "outcome=complete" in ln for ln in lines)
+    assert "Traceback" not in out
