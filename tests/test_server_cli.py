@@ -46,5 +46,5 @@ def test_serve_command_answers_unchanged_clients_configured_by_env(tmp_path, mon
     assert "serving provider=replay" in out
     lines = [ln for ln in out.splitlines() if "outcome=" in ln]
     assert any("api=openai" in ln and "outcome=complete" in ln and "tokens=4" in ln for ln in lines)
-    assert any("api=bedrock" in ln and "path=converse-stream" in ln and "outcome=complete" in ln for ln in lines)
+    assert any("api=bedrock" in ln and "path=/model/amazon.nova-lite-v1:0/converse-stream" in ln and "outcome=complete" in ln for ln in lines)
     assert "Traceback" not in out

@@ -287,32 +287,31 @@ class InvokeWire:
 def router(state) -> APIRouter:
     api = APIRouter()
 
-    def respond(request: Request, model_id: str, messages, params, wire_, stream: bool) -> Response:
+    def respond(request: Request, messages, params, wire_, stream: bool) -> Response:
         gen = Generation(state.provider, messages, params, state.generations)
-        return GenerationResponse(gen, wire_, stream, {"api": "bedrock", "path": request.url.path.rsplit("/", 1)[-1],
-                                                       "model_id": model_id})
+        return GenerationResponse(gen, wire_, stream, {"api": "bedrock", "path": request.url.path})
 
     # `:path` because an ARN model id contains "/" once boto3's percent-encoding is decoded.
     @api.post("/model/{model_id:path}/converse-stream")
     async def converse_stream(request: Request, model_id: str) -> Response:
         messages, params = parse_converse(await read_json(request), state.settings.default_params())
-        return respond(request, model_id, messages, params, ConverseWire(), True)
+        return respond(request, messages, params, ConverseWire(), True)
 
     @api.post("/model/{model_id:path}/converse")
     async def converse(request: Request, model_id: str) -> Response:
         messages, params = parse_converse(await read_json(request), state.settings.default_params())
-        return respond(request, model_id, messages, params, ConverseWire(), False)
+        return respond(request, messages, params, ConverseWire(), False)
 
     @api.post("/model/{model_id:path}/invoke-with-response-stream")
     async def invoke_stream(request: Request, model_id: str) -> Response:
         family = family_of(model_id)
         messages, params = parse_invoke(family, model_id, await read_json(request), state.settings.default_params())
-        return respond(request, model_id, messages, params, InvokeWire(family, model_id), True)
+        return respond(request, messages, params, InvokeWire(family, model_id), True)
 
     @api.post("/model/{model_id:path}/invoke")
     async def invoke(request: Request, model_id: str) -> Response:
         family = family_of(model_id)
         messages, params = parse_invoke(family, model_id, await read_json(request), state.settings.default_params())
-        return respond(request, model_id, messages, params, InvokeWire(family, model_id), False)
+        return respond(request, messages, params, InvokeWire(family, model_id), False)
 
     return api

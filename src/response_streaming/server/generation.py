@@ -61,14 +61,17 @@ class Generation:
     def __init__(self, provider: Provider, messages: Sequence[Message], params: Params, live: set | None = None) -> None:
         self.provider = provider
         self.live = live if live is not None else set()  # the app's open generations (for /health)
-        self.live.add(self)
-        self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue = asyncio.Queue()
         self._room = threading.Semaphore(BUFFER)
         self._stop = threading.Event()
         self.done = threading.Event()  # set once the provider stream is closed (model lock released)
         self.ended = False  # `End` has been handed out
         self.rec = Recorder(self._events(messages, params))
+
+    def start(self) -> None:
+        """Start generating. Called by the response that will read it, so nothing runs unread."""
+        self._loop = asyncio.get_running_loop()
+        self.live.add(self)
         threading.Thread(target=self._run, name="generation", daemon=True).start()
 
     def _events(self, messages, params) -> Iterator[Event]:
@@ -140,13 +143,13 @@ class GenerationResponse(Response):
     def __init__(self, gen: Generation, wire: Wire, stream: bool, log_fields: dict) -> None:
         self.gen, self.wire, self.stream = gen, wire, stream
         self.log_fields = log_fields
-        self.status_code = 200
-        self.background = None
+        self.status_code, self.background, self.raw_headers = 200, None, []
 
     async def __call__(self, scope, receive, send) -> None:
         scope["rs.logged"] = True  # this response writes the request's log line itself
         started = time.monotonic()
         outcome, status, began = "stopped", 499, False  # 499: nginx's "client closed request"
+        self.gen.start()
 
         async def tracked_send(message) -> None:
             nonlocal began
