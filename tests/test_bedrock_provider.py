@@ -246,6 +246,12 @@ def test_throttling_gives_up_after_max_attempts(fake):
     assert len(fake.requests) == 2
 
 
+def test_parameters_botocore_refuses_never_reach_bedrock(fake):
+    with pytest.raises(BadRequest, match="Bedrock would reject these parameters: .*maxTokens"):
+        drain(make_provider(settings(fake)), Params(max_tokens=0))
+    assert fake.requests == []
+
+
 def test_no_credentials(fake, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")

@@ -450,6 +450,12 @@ class BedrockProvider:
         except (bce.ReadTimeoutError, u3.ReadTimeoutError) as err:
             raise ProviderUnavailable(f"Bedrock at {endpoint} did not answer within "
                                       f"{self.settings.bedrock_read_timeout:g} s: try again.") from err
+        except bce.ParamValidationError as err:  # botocore checks the request against the API model first
+            detail = " ".join(str(err).split("\n")[1:3]).strip()
+            raise BadRequest(f"Bedrock would reject these parameters: {detail}") from err
+        except bce.BotoCoreError as err:
+            raise ProviderUnavailable(f"The call to Bedrock at {endpoint} failed ({type(err).__name__}): try "
+                                      "again.") from err
 
         pieces: list[str] = []
         try:
