@@ -33,6 +33,7 @@ def test_stop_matcher(pieces, emitted, stopped):
     if not hit:
         out += m.flush()
     assert (out, hit) == (emitted, stopped)
+    assert m.matched == ("\nUser:" if stopped else "")
 
 
 def test_real_model_streams_text_usage_and_finish(local_provider):
@@ -45,6 +46,15 @@ def test_real_model_streams_text_usage_and_finish(local_provider):
     assert usage.input_tokens > 5 and 1 <= usage.output_tokens <= 24
     assert isinstance(events[-1], Finish) and events[-1].reason in {"end_turn", "max_tokens", "stop_sequence"}
     assert "User:" not in text
+
+
+def test_user_stop_sequence_is_reported_as_such(local_provider):
+    # "e" turns up within a few words of any English answer; the text must end just before it.
+    events = list(local_provider.stream([Message("user", "Write a story about two cats that go on an adventure:")],
+                                        Params(max_tokens=40, temperature=0.0, stop=("e",))))
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert "e" not in text
+    assert events[-1].reason == "stop_sequence"
 
 
 def test_closing_the_stream_early_frees_the_model(local_provider):

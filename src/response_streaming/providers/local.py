@@ -52,13 +52,15 @@ class StopMatcher:
     def __init__(self, stops: Sequence[str]) -> None:
         self.stops = tuple(s for s in stops if s)
         self.held = ""
+        self.matched = ""  # the stop sequence that ended the text, once one has
 
     def feed(self, text: str) -> tuple[str, bool]:
         if not self.stops:
             return text, False
         buf = self.held + text
-        cut = min((i for i in (buf.find(s) for s in self.stops) if i >= 0), default=-1)
-        if cut >= 0:
+        hits = [(i, s) for s in self.stops if (i := buf.find(s)) >= 0]
+        if hits:
+            cut, self.matched = min(hits)
             self.held = ""
             return buf[:cut], True
         keep = 0
@@ -157,11 +159,12 @@ class LocalProvider:
                 if text:
                     yield TextDelta(text)
                 if stopped:
-                    reason = "stop_sequence"
+                    # The next transcript turn means the model finished its own turn; a user's stop is a stop sequence.
+                    reason = "end_turn" if stops.matched in TRANSCRIPT_STOPS else "stop_sequence"
                     break
                 if produced >= budget:
                     break
-            tail = "" if reason == "stop_sequence" else stops.flush() + decoder.decode(b"", final=True)
+            tail = "" if stops.matched else stops.flush() + decoder.decode(b"", final=True)
             tail = tail.lstrip(" ") if first else tail
             if tail:
                 yield TextDelta(tail)
