@@ -25,7 +25,7 @@ from ..config import Settings
 from ..errors import (AccessDenied, BadRequest, ConfigError, ModelNotFound, ProviderUnavailable, ResponseStreamingError,
                       StreamInterrupted, Throttled)
 from ..events import Event, Finish, Message, Params, StopReason, TextDelta, Usage
-from .bedrock_catalog import RETIRED, base_model_id, check_model, family_of, info, profile_id_for, retired_message
+from .bedrock_catalog import RETIRED, base_model_id, check_model, family_of, profile_id_for, retired_message
 
 # ---------------------------------------------------------------------------------------------
 # Requests
@@ -481,8 +481,3 @@ class BedrockProvider:
                                     "partial answer is kept. Retry.", "".join(pieces)) from err
         finally:
             raw.close()
-
-    def describe(self) -> str:
-        """One line for a UI: model name and API."""
-        known = info(self.model)
-        return f"{known.name if known else self.model} via Bedrock {self.api}"
