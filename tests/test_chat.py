@@ -200,7 +200,7 @@ def test_exports_hold_every_message_with_status_and_metrics(store):
     md = export_markdown(conv, msgs)
     assert md.startswith("# Cats: a story\n")
     assert md.index("## You") < md.index("Tell me") < md.index("## Assistant (replay · replay)") < md.index("Once upon")
-    assert "> ⚠ Error: The model stream broke off" in md
+    assert "> Error: The model stream broke off" in md
     data = json.loads(export_json(conv, msgs))
     assert data["id"] == cid and data["title"] == "Cats: a story"
     assert [(m["role"], m["status"]) for m in data["messages"]] == [

@@ -23,8 +23,8 @@ from .store import Store, StoredMessage
 log = logging.getLogger(__name__)
 
 STATUS_NOTES = {
-    "stopped": "⏹ Stopped: the answer above is partial.",
-    "incomplete": "⚠ The stream ended early: the answer above may be cut short.",
+    "stopped": "Stopped: the answer above is partial.",
+    "incomplete": "The stream ended early: the answer above may be cut short.",
 }
 
 # A lease outlives any normal pause between two pieces; a crashed holder's lease lapses after it.
@@ -80,6 +80,7 @@ class Turn:
         self._pieces = iter(self.recorder)
         self._lock = threading.Lock()
         self._saved = False
+        self.finished = threading.Event()  # set once the answer is saved and the conversation freed
         self._renewed = time.monotonic()
 
     def __iter__(self) -> "Turn":
@@ -121,7 +122,10 @@ class Turn:
         except Exception:  # e.g. the conversation was deleted meanwhile, or the database went away
             log.exception("could not save the answer")
         finally:
-            self.store.release(self.cid, self.owner)
+            try:
+                self.store.release(self.cid, self.owner)
+            finally:
+                self.finished.set()
 
     def _write(self, status: str | None, shown: int | None) -> None:
         rec = self.recorder
@@ -260,7 +264,7 @@ def export_markdown(conversation: dict, messages: Sequence[StoredMessage]) -> st
             lines += [f"## Assistant ({who})" if who else "## Assistant", ""]
         lines += [m.content or "_(no text)_", ""]
         if m.status == "error":
-            lines += [f"> ⚠ Error: {m.error}", ""]
+            lines += [f"> Error: {m.error}", ""]
         elif m.status in STATUS_NOTES:
             lines += [f"> {STATUS_NOTES[m.status]}", ""]
     return "\n".join(lines)

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import re
 
+from ..chat import STATUS_NOTES
 from ..pricing import cost, format_cost
+
+_NOTE_ICONS = {"stopped": ":material/stop_circle:", "incomplete": ":material/warning:"}
+CUT_NOTE = ":material/content_cut: Cut at the max-tokens limit: Continue asks the model to go on."
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
 
@@ -37,3 +41,9 @@ def metrics_line(m: dict, provider: str = "", model: str = "", live: bool = Fals
 def waiting_line(seconds: float, provider: str = "", model: str = "") -> str:
     who = f" · {model} ({provider})" if model else ""
     return f"waiting for the first token… {seconds:.1f} s{who}"
+
+
+def status_note(status: str) -> str:
+    """The caption under a stopped or cut-short answer ('' for the others)."""
+    note = STATUS_NOTES.get(status, "")
+    return f"{_NOTE_ICONS[status]} {note}" if note else ""

@@ -16,9 +16,9 @@ import threading
 import time
 from typing import Iterator
 
-from ..chat import STATUS_NOTES, Turn, join_continuation
+from ..chat import Turn, join_continuation
 from ..render import LiveMarkdown
-from .format import metrics_line, waiting_line
+from .format import metrics_line, status_note, waiting_line
 
 log = logging.getLogger(__name__)
 
@@ -100,5 +100,5 @@ def stream_into(turn: Turn, box, stats) -> None:
         if not ended:
             turn.stop(shown)
         stream.close()
-    view.finish(STATUS_NOTES.get(turn.recorder.status, ""))
+    view.finish(status_note(turn.recorder.status))
     stats.caption(metrics_line(turn.recorder.live_metrics(), provider, model))

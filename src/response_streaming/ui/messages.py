@@ -2,19 +2,43 @@
 
 Buttons never act here: their callbacks leave an `action` in the session for `page` to carry out
 on the run they trigger, so every model call goes through one place.
+
+Why buttons are drawn disabled while an answer streams, rather than left out: Streamlit keeps a
+widget that a new run did not draw (it matches widgets by key) on the page, faded but still
+clickable, until that run ends, and a run that streams an answer lasts long. Drawing the same
+keys disabled replaces them at once. Every message has the same frame (text, note, metrics, a row
+of action slots) so that things stay where they were.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import streamlit as st
 
-from ..chat import STATUS_NOTES
 from ..render import sanitize
 from ..store import StoredMessage
-from .format import metrics_line
+from .format import CUT_NOTE, metrics_line, status_note
 
-CUT_NOTE = "✂ Cut at the max-tokens limit: Continue asks the model to go on."
+ACTION_SLOTS = 3
+
+
+@dataclass
+class Frame:
+    box: object  # the message text (a container)
+    note: object  # status, error or hint (an `st.empty`)
+    metrics: object  # the metrics line (an `st.empty`)
+    actions: list  # ACTION_SLOTS `st.empty` slots for buttons
+
+
+def frame(role: str, answer: bool = False, actions_key: str | None = None) -> Frame:
+    """Draw a message's frame; `answer=True` keys its text box `answer` (the latest answer on the page)."""
+    with st.chat_message(role):
+        box = st.container(key="answer") if answer else st.container()
+        note, metrics = st.empty(), st.empty()
+        with st.container(horizontal=True, key=actions_key):
+            slots = [st.empty() for _ in range(ACTION_SLOTS)]
+    return Frame(box, note, metrics, slots)
 
 
 def request(kind: str, **details) -> None:
@@ -36,49 +60,58 @@ def show_history(cid: str, msgs: Sequence[StoredMessage], live: bool, hide: int 
     """Draw the conversation. The last answer gets the actions (and the `answer` key) unless one streams."""
     shown = [m for m in msgs if m.id != hide]
     for i, m in enumerate(shown):
-        last = i == len(shown) - 1 and not live
-        with st.chat_message(m.role):
-            box = st.container(key="answer") if last and m.role == "assistant" else st.container()
-            box.markdown(sanitize(m.content) if m.content else "_(no text)_")
-            if m.role == "assistant":
-                _answer_footer(m, last)
-            elif last:
-                _unanswered(cid, m)
-            elif not live and i == len(shown) - 2:
-                st.button("Edit", key="edit", icon=":material/edit:", type="tertiary", on_click=start_edit, args=(cid, m),
-                          help="Put this prompt back in the box; Go replaces it and its answer.")
+        last = i == len(shown) - 1
+        answer = last and m.role == "assistant" and not live
+        f = frame(m.role, answer=answer, actions_key="actions" if answer else None)
+        f.box.markdown(sanitize(m.content) if m.content else "_(no text)_")
+        if m.role == "assistant":
+            _answer_footer(f, m, last and not live)
+        elif last and live:
+            f.actions[0].button("Edit", key="edit", icon=":material/edit:", type="tertiary", disabled=True)
+        elif last:
+            _unanswered(f, cid, m)
+        elif not live and i == len(shown) - 2:
+            f.actions[0].button("Edit", key="edit", icon=":material/edit:", type="tertiary", on_click=start_edit,
+                                args=(cid, m), help="Put this prompt back in the box; Go replaces it and its answer.")
 
 
-def _unanswered(cid: str, m: StoredMessage) -> None:
+def busy_actions(f: Frame) -> None:
+    """The actions of an answer that is still streaming: there, but off until it ends."""
+    f.actions[0].button("Regenerate", key="regenerate", icon=":material/refresh:", disabled=True)
+    f.actions[1].button("Continue", key="continue", icon=":material/fast_forward:", disabled=True)
+    with f.actions[2].container():
+        st.popover("Copy", icon=":material/content_copy:", key="copy", disabled=True)
+
+
+def _unanswered(f: Frame, cid: str, m: StoredMessage) -> None:
     # The answer was never saved (the server stopped mid-answer), or it is being written elsewhere.
-    st.caption("No answer is stored for this prompt yet.")
-    with st.container(horizontal=True):
-        st.button("Answer", key="regenerate", icon=":material/refresh:", on_click=request, args=("regenerate",),
-                  kwargs={"id": None})
-        st.button("Edit", key="edit", icon=":material/edit:", type="tertiary", on_click=start_edit, args=(cid, m))
+    f.note.caption("No answer is stored for this prompt yet.")
+    f.actions[0].button("Answer", key="regenerate", icon=":material/refresh:", on_click=request,
+                        args=("regenerate",), kwargs={"id": None})
+    f.actions[1].button("Edit", key="edit", icon=":material/edit:", type="tertiary", on_click=start_edit, args=(cid, m))
 
 
-def _answer_footer(m: StoredMessage, last: bool) -> None:
+def _answer_footer(f: Frame, m: StoredMessage, last: bool) -> None:
     metrics = m.meta.get("metrics", {})
     if m.status == "error":
-        st.error(m.error or "The answer failed.", icon=":material/error:")
-    elif m.status in STATUS_NOTES:
-        st.caption(STATUS_NOTES[m.status])
+        f.note.error(m.error or "The answer failed.", icon=":material/error:")
+    elif status_note(m.status):
+        f.note.caption(status_note(m.status))
     elif metrics.get("stop_reason") == "max_tokens" and last:
-        st.caption(CUT_NOTE)
+        f.note.caption(CUT_NOTE)
     line = metrics_line(metrics, m.meta.get("provider", ""), m.meta.get("model", ""))
     if line:
-        st.caption(line)
+        f.metrics.caption(line)
     if not last:
         return
-    with st.container(horizontal=True, key="actions"):
-        failed = m.status in ("error", "incomplete")
-        st.button("Retry" if failed else "Regenerate", key="regenerate", icon=":material/refresh:",
-                  type="primary" if m.status == "error" else "secondary",
-                  on_click=request, args=("regenerate",), kwargs={"id": m.id})
-        if can_continue(m):
-            st.button("Continue", key="continue", icon=":material/fast_forward:",
-                      on_click=request, args=("continue",), kwargs={"id": m.id})
-        with st.popover("Copy", icon=":material/content_copy:"):
+    failed = m.status in ("error", "incomplete")
+    f.actions[0].button("Retry" if failed else "Regenerate", key="regenerate", icon=":material/refresh:",
+                        type="primary" if m.status == "error" else "secondary",
+                        on_click=request, args=("regenerate",), kwargs={"id": m.id})
+    if can_continue(m):
+        f.actions[1].button("Continue", key="continue", icon=":material/fast_forward:",
+                            on_click=request, args=("continue",), kwargs={"id": m.id})
+    with f.actions[2].container():
+        with st.popover("Copy", icon=":material/content_copy:", key="copy"):
             st.caption("The copy icon at the top right of the box copies the answer as Markdown.")
             st.code(m.content, language="markdown", wrap_lines=True)

@@ -20,6 +20,8 @@ from ..store import Store
 from . import live, messages, sidebar
 
 log = logging.getLogger(__name__)
+# How long a run waits for the answer its click interrupted to be saved (see `_page`).
+SAVE_WAIT = 3.0
 EXTRAS = {"local": "local", "bedrock": "bedrock", "openai": "openai"}
 
 
@@ -93,21 +95,25 @@ def _start(store: Store, cid: str | None, action: dict, settings: Settings, para
     return None, cid
 
 
-def _composer(streaming: bool) -> None:
+def _composer(streaming: bool, replacing: bool = False) -> None:
+    # A fixed shape (edit notice slot, box, Go, Stop slot); see `messages` on why buttons are drawn
+    # disabled while an answer streams instead of being left out.
+    notice = st.empty()
     editing = st.session_state.get("editing")
-    if editing and editing["cid"] == st.query_params.get("c") and not streaming:
-        with st.container(horizontal=True, vertical_alignment="center"):
-            st.info("Editing your last prompt: Go replaces it and its answer.", icon=":material/edit:")
-            st.button("Cancel edit", key="cancel-edit", on_click=_cancel_edit)
+    if replacing or (editing and editing["cid"] == st.query_params.get("c") and not streaming):
+        with notice.container(horizontal=True, vertical_alignment="center"):
+            st.info("Replacing your last prompt and its answer." if replacing else
+                    "Editing your last prompt: Go replaces it and its answer.", icon=":material/edit:")
+            st.button("Cancel edit", key="cancel-edit", on_click=_cancel_edit, disabled=replacing)
     # on_change="ignore": typing the next prompt while an answer streams must not interrupt it.
     st.text_area("Input text", label_visibility="collapsed", key="input", on_change="ignore",
                  placeholder="Ask something, then press Go")
     with st.container(horizontal=True):
         # One stream per conversation: Go is off while one streams; Stop (like any click) ends it.
         st.button("Go", type="primary", key="go", on_click=_submit, disabled=streaming)
+        stop = st.empty()
         if streaming:
-            st.button("Stop", key="stop", icon=":material/stop_circle:",
-                      help="Stop the answer here; what you see is kept.")
+            stop.button("Stop", key="stop", icon=":material/stop_circle:")
 
 
 def _page() -> None:
@@ -121,6 +127,13 @@ def _page() -> None:
                  "database is running; the details are in the server log.")
         return
 
+    # Streamlit starts the new run at once on a click (fast reruns) while the interrupted run is
+    # still unwinding in its own thread; let it save the stopped answer first, so it is drawn here.
+    previous = st.session_state.pop("live", None)
+    if previous is not None:
+        previous.finished.wait(SAVE_WAIT)
+
+    sidebar.follow_address()
     cid = st.query_params.get("c")
     if cid and not store.get_conversation(cid):
         cid = None  # a stale or deleted link: start fresh rather than fail
@@ -139,25 +152,25 @@ def _page() -> None:
     conversation = store.get_conversation(cid) if cid else None
     msgs = store.messages(cid) if cid else []
     sidebar.conversations(list_box, store, cid, conversation, msgs)
-    hide = turn.continues.id if turn and turn.continues else None
-    messages.show_history(cid, msgs, live=turn is not None, hide=hide)
-    if cid and not turn and store.busy(cid):
-        st.info("An answer is being written in this conversation in another tab or window; reload to see it.",
-                icon=":material/hourglass_top:")
-    if problem is not None:
-        if isinstance(problem, (BadRequest, Throttled)):
-            st.warning(str(problem))
-        else:
-            st.error(str(problem), icon=":material/error:")
-
-    box = stats = None
+    with st.container():
+        hide = turn.continues.id if turn and turn.continues else None
+        messages.show_history(cid, msgs, live=turn is not None, hide=hide)
+        # The live answer takes the place the answer it replaces had (regenerate, edit, continue).
+        answer = messages.frame("assistant", answer=True) if turn else None
+        if answer:
+            messages.busy_actions(answer)
+        if cid and not turn and store.busy(cid):
+            st.info("An answer is being written in this conversation in another tab or window; reload to see it.",
+                    icon=":material/hourglass_top:")
+        if problem is not None:
+            if isinstance(problem, (BadRequest, Throttled)):
+                st.warning(str(problem))
+            else:
+                st.error(str(problem), icon=":material/error:")
+    _composer(streaming=turn is not None, replacing=bool(turn and action and action["kind"] == "edit"))
     if turn:
-        with st.chat_message("assistant"):
-            box = st.container(key="answer")
-            stats = st.empty()
-    _composer(streaming=turn is not None)
-    if turn:
-        live.stream_into(turn, box, stats)
+        st.session_state.live = turn
+        live.stream_into(turn, answer.box, answer.metrics)
         st.rerun()  # draw the finished answer with its actions, and turn Go back on
 
 

@@ -25,12 +25,22 @@ PROVIDER_LABELS = {
 
 
 def open_conversation(cid: str | None) -> None:
-    """Callback: switch the page (and its URL) to a conversation, or to a new one."""
-    if cid:
-        st.query_params["c"] = cid
-    else:
-        st.query_params.pop("c", None)
+    """Callback: switch the page (and its URL) to a conversation, or to a new one.
+
+    The address itself is changed by the run this triggers (`follow_address`): a change made in a
+    callback reaches the browser's address bar only sometimes.
+    """
+    st.session_state.goto = cid or ""
     st.session_state.pop("editing", None)
+
+
+def follow_address() -> None:
+    """Apply a conversation switch asked for by `open_conversation` (call early in the run)."""
+    goto = st.session_state.pop("goto", None)
+    if goto:
+        st.query_params["c"] = goto
+    elif goto == "":
+        st.query_params.pop("c", None)
 
 
 def conversations(box, store: Store, cid: str | None, conversation: dict | None, msgs: list[StoredMessage]) -> None:
@@ -40,9 +50,9 @@ def conversations(box, store: Store, cid: str | None, conversation: dict | None,
         search = st.text_input("Search titles", key="search", placeholder="Search titles", icon=":material/search:",
                                label_visibility="collapsed")
         found = store.list_conversations(search)
-        if not found:
-            st.caption("No conversation has a title like that." if search.strip() else "No conversations yet.")
         with st.container(key="conversations", height=300 if len(found) > 8 else "content"):
+            if not found:
+                st.caption("No conversation has a title like that." if search.strip() else "No conversations yet.")
             for c in found:
                 st.button(plain(c["title"]), key=f"conv-{c['id']}", on_click=open_conversation, args=(c["id"],),
                           type="primary" if c["id"] == cid else "tertiary", width="stretch")
