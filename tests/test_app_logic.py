@@ -46,3 +46,85 @@ def test_go_streams_an_answer_and_stores_both_messages(app, tmp_path):
     assert app.query_params["c"] == conv["id"]
     assert any("two cats" in md.value for md in app.markdown)
     assert app.text_area[0].value == ""  # the box is cleared for the next prompt
+
+
+# The chat product's page logic (issue 5) ---------------------------------------------------------
+def history_in(tmp_path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'history.sqlite3'}")
+
+
+def use_provider(monkeypatch, factory):
+    """Make the page build its provider with `factory(settings)` (a scripted fault, a failing setup)."""
+    import response_streaming.ui.page as page
+
+    monkeypatch.setattr(page, "make_provider", factory)
+    st.cache_resource.clear()
+
+
+def test_sidebar_parameters_reach_the_model_and_are_stored(app, tmp_path):
+    app.text_input(key="system").input("Answer briefly.")
+    app.number_input(key="temperature").set_value(0.4)
+    app.number_input(key="max_tokens").set_value(5)
+    app.text_area[0].input("Tell me a story")
+    app.button(key="go").click().run()
+    assert not app.exception
+    [conv] = history_in(tmp_path).list_conversations()
+    answer = history_in(tmp_path).messages(conv["id"])[-1]
+    assert answer.meta["params"] == {"max_tokens": 5, "temperature": 0.4, "top_p": None, "stop": [],
+                                     "system": "Answer briefly."}
+    assert answer.meta["metrics"]["output_tokens"] == 5 and answer.meta["metrics"]["stop_reason"] == "max_tokens"
+    assert answer.meta["provider"] == "replay"
+    assert app.button(key="continue").label == "Continue"  # cut at max tokens: it can go on
+
+
+def test_an_interrupted_answer_shows_its_partial_text_what_happened_and_retry(app, tmp_path, monkeypatch):
+    from response_streaming.providers.replay import ReplayProvider
+
+    use_provider(monkeypatch, lambda s: ReplayProvider(text="The first words and then more", fail_after=3))
+    app.text_area[0].input("Tell me")
+    app.button(key="go").click().run()
+    assert not app.exception
+    assert any("The first words" in md.value for md in app.markdown)
+    assert "broke off" in app.error[0].value
+    retry = app.button(key="regenerate")
+    assert retry.label == "Retry"
+
+    use_provider(monkeypatch, lambda s: ReplayProvider(text="A whole answer."))
+    retry.click().run()
+    [conv] = history_in(tmp_path).list_conversations()
+    msgs = history_in(tmp_path).messages(conv["id"])
+    assert [(m.role, m.status) for m in msgs] == [("user", "complete"), ("assistant", "complete")]
+    assert msgs[-1].content == "A whole answer." and not app.error
+
+
+def test_a_misconfigured_provider_says_what_to_fix_and_changes_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("RS_PROVIDER", "local")
+    monkeypatch.setenv("RS_MODEL_PATH", str(tmp_path / "missing-model.gguf"))
+    monkeypatch.setenv("RS_DATA_DIR", str(tmp_path))
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "streaming_app.py"), default_timeout=30)
+    at.run()
+    at.text_area[0].input("Hello")
+    at.button(key="go").click().run()
+    assert not at.exception
+    assert "missing-model.gguf" in at.error[0].value
+    assert history_in(tmp_path).list_conversations() == []  # nothing stored for a request that could not start
+
+
+@pytest.mark.parametrize("failure, says", [
+    (ModuleNotFoundError("No module named 'response_streaming.providers.nothing'",
+                         name="response_streaming.providers.nothing"), "not part of this version"),
+    (ModuleNotFoundError("No module named 'boto3'", name="boto3"), "pip install 'response-streaming[all]'"),
+    (RuntimeError("secret token abc123 rejected"), "could not start (RuntimeError)"),
+])
+def test_a_provider_that_cannot_start_shows_one_safe_line(app, monkeypatch, failure, says):
+    def broken(settings):
+        raise failure
+
+    use_provider(monkeypatch, broken)
+    app.text_area[0].input("Hello")
+    app.button(key="go").click().run()
+    assert not app.exception
+    message = app.error[0].value
+    assert says in message
+    assert "abc123" not in message and "Traceback" not in message
