@@ -75,20 +75,25 @@ def _blocks_text(blocks, where: str) -> str:
     return "".join(texts)
 
 
-def parse_converse(body, default: Params) -> tuple[list[Message], Params]:
-    """A Converse / ConverseStream body -> (messages, params)."""
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    if body.get("toolConfig"):
-        raise BadRequest("toolConfig is not supported by this server: tool use is not available.")
-    raw = body.get("messages")
+def _turns(raw, text_of) -> list[Message]:
+    """A `messages` list of {role, content} (Converse and Anthropic alike); `text_of` reads one content."""
     if not isinstance(raw, list) or not raw:
         raise BadRequest("messages must be a non-empty list.")
     messages = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
             raise BadRequest(f"messages[{i}].role must be 'user' or 'assistant'.")
-        messages.append(Message(m["role"], _blocks_text(m.get("content"), f"messages[{i}].content")))
+        messages.append(Message(m["role"], text_of(m.get("content"), f"messages[{i}].content")))
+    return messages
+
+
+def parse_converse(body, default: Params) -> tuple[list[Message], Params]:
+    """A Converse / ConverseStream body -> (messages, params)."""
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    if body.get("toolConfig"):
+        raise BadRequest("toolConfig is not supported by this server: tool use is not available.")
+    messages = _turns(body.get("messages"), _blocks_text)
     system = _blocks_text(body.get("system") or [], "system")
     config = body.get("inferenceConfig") or {}
     if not isinstance(config, dict):
@@ -152,14 +157,7 @@ def parse_invoke(family: str | None, model_id: str, body, default: Params) -> tu
     if family == "nova":
         return parse_converse_like_nova(body, default)
     if family == "anthropic":
-        raw = body.get("messages")
-        if not isinstance(raw, list) or not raw:
-            raise BadRequest("messages must be a non-empty list.")
-        messages = []
-        for i, m in enumerate(raw):
-            if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
-                raise BadRequest(f"messages[{i}].role must be 'user' or 'assistant'.")
-            messages.append(Message(m["role"], _anthropic_text(m.get("content"), f"messages[{i}].content")))
+        messages = _turns(body.get("messages"), _anthropic_text)
         if body.get("max_tokens") is None:
             raise BadRequest("max_tokens is required in an Anthropic messages body.")
         system = _anthropic_text(body.get("system") or "", "system")
