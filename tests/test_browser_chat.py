@@ -149,6 +149,9 @@ def test_stop_keeps_what_was_shown_and_stores_it_as_stopped(streamlit_server, pa
     page.goto(url)
     send(page, "Count slowly")
     wait_for(lambda: len(visible_text(answer_text(page))) > 40, 60, "some streamed text")
+    live_metrics = page.get_by_text(re.compile(r"^streaming · first token \d+ ms · [\d.]+ tokens/s · \d+ out"))
+    expect(live_metrics).to_be_visible()  # metrics under the answer while it streams
+    expect(go(page)).to_be_disabled()  # no second stream meanwhile
     page.locator(".st-key-stop").get_by_role("button", name="Stop").click()
     clicked = time.monotonic()
     samples = []
@@ -348,3 +351,26 @@ def test_hostile_output_runs_no_script_and_fetches_nothing(streamlit_server, pag
     assert width <= inner + 2, "a very long line must wrap, not widen the page"
     hosts = {urlparse(u).hostname for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")}
     assert hosts == {"127.0.0.1"}, sorted(u for u in requests if urlparse(u).hostname != "127.0.0.1")
+
+
+def test_a_bedrock_answer_shows_its_metrics_and_estimated_cost(streamlit_server, page, tmp_path, monkeypatch):
+    """Real boto3 in the app, against a loopback fake of the Bedrock runtime that reports usage."""
+    from bedrock_fake import FakeBedrock, converse_reply
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "AKIDFAKEFAKEFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret",
+                       "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                       "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(key, value)
+    with FakeBedrock() as fake:
+        fake.push(converse_reply(["Hello", " from", " a", " fake", " Bedrock."], usage=(1200, 5)))
+        url = streamlit_server(provider="bedrock", model="amazon.nova-lite-v1:0", aws_region="us-east-1",
+                               bedrock_endpoint_url=fake.url)
+        page.goto(url)
+        send(page, "Hello?")
+        [_, answer] = settled(history(tmp_path), 1, 60)
+        shows(page, answer)
+    assert answer.content == "Hello from a fake Bedrock." and answer.meta["provider"] == "bedrock"
+    # Nova Lite: 1200 input tokens at $0.06/M + 5 output tokens at $0.24/M = $0.0000732.
+    line = page.get_by_text(re.compile("1200 in / 5 out"))
+    expect(line).to_contain_text("≈ $0.000073 · amazon.nova-lite-v1:0 (bedrock)")
+    expect(line).to_contain_text(re.compile(r"^first token \d+ ms"))

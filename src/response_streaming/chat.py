@@ -81,6 +81,7 @@ class Turn:
         self._lock = threading.Lock()
         self._saved = False
         self.finished = threading.Event()  # set once the answer is saved and the conversation freed
+        self.shown = 0  # pieces a front end has drawn (what `stop` keeps when a reader stops it)
         self._renewed = time.monotonic()
 
     def __iter__(self) -> "Turn":

@@ -93,6 +93,7 @@ def stream_into(turn: Turn, box, stats) -> None:
                 piece = join_continuation(turn.prior, piece)[len(turn.prior):]
             pending = not view.update(piece)
             shown += 1
+            turn.shown = shown  # read by the run that replaces this one, if a click interrupts it
             if not pending:
                 stats.caption(metrics_line(rec.live_metrics(), provider, model, live=True))
         ended = True

@@ -128,9 +128,11 @@ def _page() -> None:
         return
 
     # Streamlit starts the new run at once on a click (fast reruns) while the interrupted run is
-    # still unwinding in its own thread; let it save the stopped answer first, so it is drawn here.
+    # still unwinding in its own thread: save its answer from here, as far as it reached the page,
+    # so this run draws it (a no-op if it already ended and saved itself).
     previous = st.session_state.pop("live", None)
     if previous is not None:
+        previous.stop(previous.shown)
         previous.finished.wait(SAVE_WAIT)
 
     sidebar.follow_address()
