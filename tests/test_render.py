@@ -15,19 +15,28 @@ class Element:
 
 
 class Container:
-    def __init__(self):
-        self.log, self.elements, self.captions = [], [], []
+    def __init__(self, log=None):
+        self.log = [] if log is None else log
+        self.elements, self.captions = [], []
 
     def empty(self):
         self.elements.append(Element(self.log))
+        return self.elements[-1]
+
+    def container(self):
+        self.elements.append(Container(self.log))
         return self.elements[-1]
 
     def caption(self, text):
         self.captions.append(text)
 
     @property
+    def body(self):
+        return self.shown
+
+    @property
     def shown(self):
-        return "\n\n".join(e.body for e in self.elements)
+        return "\n\n".join(e.body for e in self.elements if e.body)
 
 
 def test_split_blocks_keeps_code_fences_whole():
@@ -86,3 +95,32 @@ def test_cost_is_linear_in_answer_length():
 
     small, large = sent(4), sent(64)
     assert large < small * 1.5
+
+
+def test_finished_blocks_are_grouped_so_no_container_grows_with_the_answer():
+    text = "\n\n".join(f"Paragraph {i} words." for i in range(95)) + "\n\nthe tail"
+    c = Container()
+    view = LiveMarkdown(c, interval=0.0)
+    for piece in split_tokens(text):
+        view.update(piece)
+    view.finish()
+    assert c.shown == text
+    assert len(c.elements) == 5 and all(len(g.elements) <= LiveMarkdown.GROUP + 1 for g in c.elements)
+
+
+def test_a_slow_stream_is_redrawn_every_one_to_two_intervals(monkeypatch):
+    """Pieces at 100 tokens/s: a redraw waits for text worth re-sending the tail, never past two intervals
+    (plus the wait for the next piece)."""
+    import response_streaming.render as render
+
+    clock = [0.0]
+    monkeypatch.setattr(render.time, "monotonic", lambda: clock[0])
+    c = Container()
+    view = LiveMarkdown(c, interval=0.05)
+    drawn_at = []
+    for i, piece in enumerate(split_tokens("word " * 400)):
+        clock[0] = i * 0.01
+        if view.update(piece):
+            drawn_at.append(clock[0])
+    gaps = [b - a for a, b in zip(drawn_at, drawn_at[1:])]
+    assert drawn_at[0] == 0.0 and all(0.05 - 1e-9 <= g <= 0.1 + 0.01 + 1e-9 for g in gaps) and max(gaps) > 0.06

@@ -1,11 +1,10 @@
 """What the three bench pages share, so that they differ only in how they draw the answer.
 
-Each page shows a Go button; a click streams the bench text from `ReplayProvider` through a
-`Recorder` (as the app does) at the rate and length named in the URL (`?tokens=500&rate=1000&run=id`).
-A tap between the provider and the Recorder notes, with `time.time()`, when the first and the last
-token left the provider; the page writes those marks to `$BENCH_OUT/<run>.json` when it ends, and
-the browser side compares them with its own `performance.timeOrigin + performance.now()` (the
-same wall clock: one machine).
+Each page shows a Go button; a click streams the bench text from `ReplayProvider` at the rate and
+length named in the URL (`?tokens=500&rate=1000&run=id`). The provider is wrapped in a tap that
+notes, with `time.time()`, when the first and the last token left it; the page writes those marks
+to `$BENCH_OUT/<run>.json` when it ends, and the browser side compares them with its own
+`performance.timeOrigin + performance.now()` (the same wall clock: one machine).
 """
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -26,20 +26,31 @@ from response_streaming.providers.replay import ReplayProvider  # noqa: E402
 from response_streaming.recorder import Recorder  # noqa: E402
 
 TEXT = bench_text()
+OUT = Path(os.environ.get("BENCH_OUT", "/tmp"))
+PROMPT = [Message("user", "bench")]
 
 
-def _tap(events: Iterator[Event], marks: dict) -> Iterator[Event]:
-    for event in events:
-        if isinstance(event, TextDelta):
-            now = time.time()
-            marks["first_emit"] = marks["first_emit"] or now
-            marks["last_emit"] = now
-            marks["tokens"] += 1
-        yield event
+@dataclass
+class TappedReplay:
+    """`ReplayProvider` with a note of when its first and last tokens were emitted."""
+
+    rate: float
+    marks: dict
+    name: str = "replay"
+    model: str = "replay"
+
+    def stream(self, messages, params: Params) -> Iterator[Event]:
+        for event in ReplayProvider(text=TEXT, rate=self.rate).stream(messages, params):
+            if isinstance(event, TextDelta):
+                now = time.time()
+                self.marks["first_emit"] = self.marks["first_emit"] or now
+                self.marks["last_emit"] = now
+                self.marks["tokens"] += 1
+            yield event
 
 
-def run(render: Callable[[Recorder], None]) -> None:
-    """Draw the page; on Go, stream the answer through `render(recorder)` inside an assistant message."""
+def run(render: Callable[[TappedReplay, Params], Recorder]) -> None:
+    """Draw the page; on Go, `render(provider, params)` streams the answer inside an assistant message."""
     st.set_page_config(page_title="bench")
     tokens = int(st.query_params.get("tokens", 500))
     rate = float(st.query_params.get("rate", 1000))
@@ -51,18 +62,22 @@ def run(render: Callable[[Recorder], None]) -> None:
     if not st.button("Go", type="primary"):
         return
     marks = {"start": time.time(), "first_emit": None, "last_emit": None, "tokens": 0, "status": "stopped"}
-    provider = ReplayProvider(text=TEXT, rate=rate)
-    rec = Recorder(_tap(provider.stream([Message("user", "bench")], Params(max_tokens=tokens)), marks))
+    rec = None
     try:
         with st.chat_message("assistant"):
-            render(rec)
+            rec = render(TappedReplay(rate, marks), Params(max_tokens=tokens))
         marks["status"] = rec.status
     except Exception as err:  # the renderer broke: say so in the marks, and let Streamlit show it as usual
         marks["error"] = f"{type(err).__name__} after {marks['tokens']:,} tokens"
         raise
     finally:
         # Written last and renamed into place, so the driver never reads half a file.
-        marks.update(end=time.time(), answer_bytes=len(rec.text.encode()))
-        out = Path(os.environ.get("BENCH_OUT", "/tmp")) / f"{run_id}.json"
+        marks.update(end=time.time(), answer_bytes=len(rec.text.encode()) if rec else 0)
+        out = OUT / f"{run_id}.json"
         out.with_suffix(".tmp").write_text(json.dumps(marks))
         out.with_suffix(".tmp").rename(out)
+
+
+def recorder(provider: TappedReplay, params: Params) -> Recorder:
+    """The provider's stream through a `Recorder`, as every front end reads it."""
+    return Recorder(provider.stream(PROMPT, params))

@@ -7,15 +7,17 @@ import streamlit as st
 from langchain_community.callbacks.streamlit import StreamlitCallbackHandler
 from langchain_core.outputs import LLMResult
 
-from bench_page import run
+from bench_page import recorder, run
 
 
-def render(rec) -> None:
+def render(provider, params):
+    rec = recorder(provider, params)
     handler = StreamlitCallbackHandler(st.container(key="answer"))
     handler.on_llm_start({}, ["bench"])
     for piece in rec:
         handler.on_llm_new_token(piece)
     handler.on_llm_end(LLMResult(generations=[[]]))
+    return rec
 
 
 run(render)

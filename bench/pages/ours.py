@@ -1,24 +1,29 @@
-"""Bench page: our renderer, used exactly as `webapp.main` uses it (LiveMarkdown + a live metrics line)."""
+"""Bench page: our renderer, through the app's own streaming path.
+
+As `ui/page.py` does it: a turn from `chat.start_turn` (its history store in a scratch SQLite
+file), `box = st.container(key="answer")` and `stats = st.empty()` in the assistant message, then
+`ui.live.stream_into(turn, box, stats)` (LiveMarkdown, live metrics, the worker thread that makes
+Stop work). The app's `st.rerun()` afterwards is left out: it only redraws the finished page.
+"""
 import streamlit as st
 
-from bench_page import run
-from response_streaming.chat import STATUS_NOTES
-from response_streaming.render import LiveMarkdown
-from response_streaming.webapp import metrics_line
+from bench_page import OUT, run
+from response_streaming import chat
+from response_streaming.store import Store
+from response_streaming.ui import live
 
 
-def render(rec) -> None:
-    view = LiveMarkdown(st.container(key="answer"))
+@st.cache_resource
+def store() -> Store:
+    return Store(f"sqlite:///{OUT / 'bench-history.sqlite3'}")
+
+
+def render(provider, params):
+    turn = chat.start_turn(store(), store().create_conversation("bench"), provider, params, "bench")
+    box = st.container(key="answer")
     stats = st.empty()
-    pieces = iter(rec)
-    try:
-        for piece in pieces:
-            if view.update(piece):
-                stats.caption(metrics_line(rec.live_metrics()))
-    finally:
-        pieces.close()
-    view.finish(STATUS_NOTES.get(rec.status, ""))
-    stats.caption(metrics_line(rec.live_metrics()))
+    live.stream_into(turn, box, stats)
+    return turn.recorder
 
 
 run(render)

@@ -7,7 +7,8 @@ code fences) are written once into their own element and never sent again: only 
 last block is redrawn.
 
 The pure functions (`split_blocks`, `sanitize`) carry the logic; `LiveMarkdown` only talks to
-Streamlit containers (duck-typed: anything with `.empty()` whose result has `.markdown()`).
+Streamlit containers (duck-typed: `.container()`, `.empty()` whose result has `.markdown()`, and
+`.caption()`).
 """
 from __future__ import annotations
 
@@ -129,27 +130,52 @@ def sanitize(markdown: str) -> str:
 
 
 class LiveMarkdown:
-    """Renders a streamed answer into a container: first piece at once, then at most one redraw per interval."""
+    """Renders a streamed answer into a container: first piece at once, then at most one redraw per
+    interval (two intervals when little text came since the last redraw).
+
+    Finished blocks go into sub-containers of `GROUP` blocks each (the answer's own container holds
+    only those groups), because Streamlit's frontend re-renders every sibling of the element it
+    updates: with all blocks side by side, each redraw of the tail cost browser time in proportion
+    to the answer so far (measured in bench/: ~10 ms per redraw next to no finished blocks, ~30 ms
+    next to 300), which made a long answer quadratic again, in the browser.
+    """
 
     CURSOR = " ▌"
+    GROUP = 20
+    # Each redraw re-sends the unfinished block plus about REDRAW_BYTES more (measured in bench/: a
+    # Streamlit delta carries ~97 bytes beside its text, and the app redraws its ~175-byte metrics
+    # line with every redraw). A redraw that would bring less new text than 1/AMPLIFICATION of
+    # that waits, up to two intervals: a slow stream is drawn every 50-100 ms instead of every
+    # 50 ms, and the bytes (and browser work) per answer byte stay bounded at any rate. 8 rather
+    # than 10 leaves room for what the rule does not see (finished blocks, sent once, and their
+    # deltas' overhead) under the 10x bound we aim for.
+    REDRAW_BYTES = 270
+    AMPLIFICATION = 8
 
     def __init__(self, container, interval: float = 0.05) -> None:
         self.container = container
         self.interval = interval
-        self.text = ""
-        self.frozen = 0  # characters of `text` already written as finished blocks
-        self.tail = container.empty()
+        self.pending = ""  # text not yet frozen: the unfinished last block and what came after it
+        self.fresh = 0  # characters added since the last redraw
+        self.group = container.container()
+        self.grouped = 0  # finished blocks in `group`
+        self.tail = self.group.empty()
         self.last = 0.0
         self.drawn = False
 
     def update(self, piece: str) -> bool:
         """Add a piece; returns True when it was drawn now (callers refresh their metrics then)."""
-        self.text += piece
+        self.pending += piece
+        self.fresh += len(piece)
         now = time.monotonic()
-        if self.drawn and now - self.last < self.interval:
-            return False
+        if self.drawn:
+            waited = now - self.last
+            if waited < self.interval:
+                return False
+            if waited < 2 * self.interval and self.fresh * self.AMPLIFICATION < len(self.pending) + self.REDRAW_BYTES:
+                return False
         self._draw(self.CURSOR)
-        self.last, self.drawn = now, True
+        self.last, self.drawn, self.fresh = now, True, 0
         return True
 
     def finish(self, note: str = "") -> None:
@@ -159,9 +185,13 @@ class LiveMarkdown:
             self.container.caption(note)
 
     def _draw(self, cursor: str) -> None:
-        blocks, tail = split_blocks(self.text[self.frozen:])
+        blocks, self.pending = split_blocks(self.pending)
         for block in blocks:
+            # The block takes the tail's place (no flicker) and is never sent again; the next tail
+            # goes after it, in a new group when this one is full.
             self.tail.markdown(sanitize(block))
-            self.tail = self.container.empty()
-        self.frozen = len(self.text) - len(tail)
-        self.tail.markdown(sanitize(tail) + cursor)
+            self.grouped += 1
+            if self.grouped == self.GROUP:
+                self.group, self.grouped = self.container.container(), 0
+            self.tail = self.group.empty()
+        self.tail.markdown(sanitize(self.pending) + cursor)
