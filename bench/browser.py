@@ -13,9 +13,10 @@ and watches the answer with a MutationObserver that stamps each change of its vi
   payloads decoded) ÷ answer bytes;
 - server CPU = user + system seconds of the Streamlit process during the run (/proc);
 - browser main thread = DevTools `Performance.getMetrics` TaskDuration during the run.
-A run that has not shown the whole answer `--budget` seconds after Go is reported as not finished,
-its server is restarted (so its backlog cannot slow the next run), and longer answers at the same
-rate are not tried for that page.
+A run that has not shown the whole answer `--budget` seconds after Go, or whose page failed (its
+script raised), is reported as such with how much of the answer it showed; its server is restarted
+(so a backlog cannot slow the next run), and longer answers at the same rate are not tried for that
+page. The pages run with Streamlit's defaults unless `--st-option` says otherwise.
 """
 from __future__ import annotations
 
@@ -69,14 +70,14 @@ def frame_bytes(event: dict) -> int:
 class Server:
     """One Streamlit server per bench page, restartable after a run that did not finish."""
 
-    def __init__(self, name: str, out_dir: Path) -> None:
-        self.name, self.out_dir = name, out_dir
+    def __init__(self, name: str, out_dir: Path, options: tuple[str, ...] = ()) -> None:
+        self.name, self.out_dir, self.options = name, out_dir, options
         self.proc, self.url = None, ""
         self.start()
 
     def start(self) -> None:
         self.proc, self.url = start_streamlit(BENCH / "pages" / f"{self.name}.py", {"BENCH_OUT": str(self.out_dir)},
-                                              self.out_dir / f"{self.name}.log")
+                                              self.out_dir / f"{self.name}.log", self.options)
 
     def restart(self) -> None:
         stop_process(self.proc)
@@ -141,12 +142,12 @@ def task_seconds(cdp) -> float:
     return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
 
 
-def run_all(rates, lengths, pages, runs: int, peer_runs: int, budget: float, work: Path) -> list[dict]:
+def run_all(rates, lengths, pages, runs: int, peer_runs: int, budget: float, work: Path, options=()) -> list[dict]:
     results: list[dict] = []
     servers = {}
     try:
         for name in pages:
-            servers[name] = Server(name, work)
+            servers[name] = Server(name, work, options)
         with chromium() as browser:
             for rate in rates:
                 gave_up: dict[str, int] = {}  # page -> the length it did not finish at this rate
@@ -214,6 +215,8 @@ def main(argv=None) -> Path:
     ap.add_argument("--runs", type=int, default=3, help="runs per setting for ours")
     ap.add_argument("--peer-runs", type=int, default=3, help="runs per setting for the two peers")
     ap.add_argument("--budget", type=float, default=120.0, help="seconds a run may take before it counts as not finished")
+    ap.add_argument("--st-option", action="append", default=[], metavar="NAME=VALUE",
+                    help="a Streamlit config option for all three servers, e.g. runner.postScriptGC=false")
     ap.add_argument("--out", type=Path, default=RESULTS / "browser.md")
     args = ap.parse_args(argv)
     rates = [float(x) for x in args.rates.split(",")]
@@ -221,7 +224,7 @@ def main(argv=None) -> Path:
     pages = tuple(p for p in args.pages.split(","))
     work = Path(tempfile.mkdtemp(prefix="bench-browser-"))
     try:
-        results = run_all(rates, lengths, pages, args.runs, args.peer_runs, args.budget, work)
+        results = run_all(rates, lengths, pages, args.runs, args.peer_runs, args.budget, work, tuple(args.st_option))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))

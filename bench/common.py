@@ -74,12 +74,18 @@ def stop_process(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-def start_streamlit(script: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run script` on a free loopback port; no file watcher, so idle CPU stays near zero."""
+def start_streamlit(script: Path, env: dict[str, str], log: Path, options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """`streamlit run script` on a free loopback port; no file watcher, so idle CPU stays near zero.
+
+    `options` are more Streamlit config options as "name=value" (e.g. "runner.postScriptGC=false").
+    """
     port = free_port()
     args = [str(BIN / "streamlit"), "run", str(script), "--server.port", str(port), "--server.address", "127.0.0.1",
             "--server.headless", "true", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
             "--browser.gatherUsageStats", "false"]
+    for option in options:
+        name, value = option.split("=", 1)
+        args += [f"--{name}", value]
     url = f"http://127.0.0.1:{port}"
     return start_process(args, env, f"{url}/_stcore/health", log), url
 
