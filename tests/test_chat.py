@@ -183,6 +183,7 @@ def test_join_continuation_and_merge_metrics():
     assert join_continuation("It ended.", "Then") == "It ended. Then"
     assert join_continuation("adven", "ture") == "adventure"
     assert join_continuation("word", " next") == "word next"
+    assert join_continuation("in the", "Hello") == "in the Hello"
     merged = merge_metrics([{"ttft_ms": 100, "output_tokens": 3, "input_tokens": 5, "duration_ms": 10},
                             {"ttft_ms": 40, "output_tokens": 4, "input_tokens": 9, "duration_ms": 20,
                              "stop_reason": "end_turn"}])

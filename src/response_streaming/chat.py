@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from .errors import BadRequest, Throttled
 from .events import Message, Params, Provider
@@ -55,9 +55,13 @@ def check_prompt(prompt: str) -> str:
 
 
 def join_continuation(before: str, after: str) -> str:
-    """Append a continuation; a model that restarts after a full stop gets the space it dropped."""
-    if before and after and before[-1] in ".!?:;," and after[0].isalnum():
-        return before + " " + after
+    """Append a continuation, with the space a model drops when it starts a new sentence or word.
+
+    "adven" + "ture" stays one word; "It ended." + "Then" and "in the" + "Garden" get a space.
+    """
+    if before and after and not before[-1].isspace() and not after[0].isspace():
+        if (before[-1] in ".!?:;," and after[0].isalnum()) or (before[-1].isalnum() and after[0].isupper()):
+            return before + " " + after
     return before + after
 
 

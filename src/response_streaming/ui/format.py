@@ -29,10 +29,10 @@ def metrics_line(m: dict, provider: str = "", model: str = "", live: bool = Fals
         parts.append(f"{m['input_tokens']} in / {out} out")
     elif out:
         parts.append(f"{out} out")
-    usd = cost(provider, model, m.get("input_tokens"), out)
+    usd = cost(provider, model, m.get("input_tokens"), out) if (m.get("input_tokens") or out) else None
     if usd is not None:
         # Bedrock reports input tokens at the end; until then the estimate covers the output so far.
-        parts.append(f"≈ {format_cost(usd)}" + (" so far" if m.get("input_tokens") is None else ""))
+        parts.append(f"≈ {format_cost(usd)}" + (" so far" if live and m.get("input_tokens") is None else ""))
     if model or provider:
         parts.append(f"{model} ({provider})" if model and provider else model or provider)
     return ("streaming · " if live else "") + " · ".join(parts)

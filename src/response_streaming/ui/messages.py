@@ -111,6 +111,8 @@ def _answer_footer(f: Frame, m: StoredMessage, last: bool) -> None:
     if can_continue(m):
         f.actions[1].button("Continue", key="continue", icon=":material/fast_forward:",
                             on_click=request, args=("continue",), kwargs={"id": m.id})
+    if not m.content:
+        return
     with f.actions[2].container():
         with st.popover("Copy", icon=":material/content_copy:", key="copy"):
             st.caption("The copy icon at the top right of the box copies the answer as Markdown.")

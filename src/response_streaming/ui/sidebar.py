@@ -55,7 +55,7 @@ def conversations(box, store: Store, cid: str | None, conversation: dict | None,
                 st.caption("No conversation has a title like that." if search.strip() else "No conversations yet.")
             for c in found:
                 st.button(plain(c["title"]), key=f"conv-{c['id']}", on_click=open_conversation, args=(c["id"],),
-                          type="primary" if c["id"] == cid else "tertiary", width="stretch")
+                          type="primary" if c["id"] == cid else "secondary", width="stretch")
         if conversation:
             _this_conversation(store, conversation, msgs)
 
