@@ -39,8 +39,8 @@ def test_unsafe_inline_and_reference_links_are_made_inert():
 def test_images_become_links_and_are_never_fetched():
     md = sanitize("![cat](https://evil.example/p.png?q=secret) ![](data:image/png;base64,AAAA) ![ref][r] wow![")
     assert "![" not in md.replace("!\\[", "")
-    assert "[🖼 cat](https://evil.example/p.png?q=secret)" in md  # the reader may open it on purpose
-    assert "[🖼 image](" + UNSAFE + ")" in md and "[🖼 ref][r]" in md
+    assert "[Image: cat](https://evil.example/p.png?q=secret)" in md  # the reader may open it on purpose
+    assert "[Image: no description](" + UNSAFE + ")" in md and "[Image: ref][r]" in md
 
 
 def test_raw_html_is_shown_as_text_outside_code_and_verbatim_inside():

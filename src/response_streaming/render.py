@@ -86,7 +86,7 @@ def _check_dest(m: re.Match) -> str:
 
 def _sanitize_prose(text: str) -> str:
     # An image becomes a link to it: shown, never fetched; the reader may open it on purpose.
-    text = _IMAGE_LINK.sub(lambda m: "[🖼 " + (m.group(1).strip() or "image") + "]", text)
+    text = _IMAGE_LINK.sub(lambda m: "[Image: " + (m.group(1).strip() or "no description") + "]", text)
     text = _IMAGE_OTHER.sub(r"!\\[", text)
     text = _INLINE_DEST.sub(_check_dest, text)
     text = _REF_DEST.sub(_check_dest, text)
