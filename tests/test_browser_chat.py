@@ -190,6 +190,23 @@ def test_stop_on_the_local_model_frees_it_for_the_next_answer(streamlit_server, 
     assert msgs[-1].status == "complete"
 
 
+def test_any_other_click_during_a_stream_keeps_the_partial_answer(streamlit_server, page, tmp_path):
+    story = " ".join(f"word{i}" for i in range(400))
+    url = streamlit_server(provider="replay", replay_rate=10, replay_text=story)
+    page.goto(url)
+    send(page, "Count slowly")
+    wait_for(lambda: len(visible_text(answer_text(page))) > 40, 60, "some streamed text")
+    cid = only_conversation(history(tmp_path))
+    page.get_by_role("button", name="New chat").click()  # leaves the conversation mid-answer
+    expect(page.locator(".stChatMessage")).to_have_count(0)
+    [_, kept] = settled(history(tmp_path), 1, 30)
+    assert kept.status == "stopped" and kept.content.startswith("word0 word1")
+    page.get_by_role("button", name="Count slowly").click()  # back to it: the partial answer is there
+    shows(page, kept)
+    expect(page.get_by_text("Stopped: the answer above is partial.")).to_be_visible()
+    assert not history(tmp_path).busy(cid)
+
+
 def test_regenerate_edit_and_continue_on_the_local_model(streamlit_server, page, tmp_path):
     url = streamlit_server(provider="local", max_tokens=12, temperature=0, n_ctx=2048)
     page.goto(url)
@@ -256,6 +273,9 @@ def test_export_markdown_and_json_downloads(streamlit_server, page, tmp_path):
     assert exported["content"] == answer.content and exported["provider"] == "replay"
     assert exported["params"]["max_tokens"] == 30 and exported["metrics"]["output_tokens"] == 30
     expect(go(page)).to_be_enabled()  # a download does not rerun the page
+
+    page.get_by_role("button", name="Copy").click()  # the copy box holds the answer's Markdown
+    expect(page.locator("[data-testid=stCode]").last).to_contain_text(answer.content.split()[0])
 
 
 def test_sidebar_new_switch_rename_search_and_delete(streamlit_server, page, tmp_path):
