@@ -74,32 +74,32 @@ def stream_into(turn: Turn, box, stats) -> None:
     if turn.prior:
         view.update(turn.prior)  # a continued answer starts from what was already there
     started = time.monotonic()
-    pending = False  # text received but not drawn yet (LiveMarkdown draws at most every 50 ms)
-    shown = 0  # pieces handed to the page
+    received = 0  # pieces handed to the view; `turn.shown` counts those it has drawn
     ended = False
     stream = background(turn)
     try:
         for piece in stream:
             rec = turn.recorder
             if piece is None:
-                if pending:
-                    pending = not view.update("")
+                # LiveMarkdown may hold text back for a moment; a quiet stream still gets it drawn.
+                if turn.shown < received and view.update(""):
+                    turn.shown = received
                 if rec.first_at is None:
                     stats.caption(waiting_line(time.monotonic() - started, provider, model))
                 else:
                     stats.caption(metrics_line(rec.live_metrics(), provider, model, live=True))
                 continue
-            if shown == 0 and turn.prior:
+            if received == 0 and turn.prior:
                 piece = join_continuation(turn.prior, piece)[len(turn.prior):]
-            pending = not view.update(piece)
-            shown += 1
-            turn.shown = shown  # read by the run that replaces this one, if a click interrupts it
-            if not pending:
+            received += 1
+            if view.update(piece):
+                # What the reader has seen: the run that replaces this one (a click) saves this much.
+                turn.shown = received
                 stats.caption(metrics_line(rec.live_metrics(), provider, model, live=True))
         ended = True
     finally:
         if not ended:
-            turn.stop(shown)
+            turn.stop(turn.shown)
         stream.close()
     view.finish(status_note(turn.recorder.status))
     stats.caption(metrics_line(turn.recorder.live_metrics(), provider, model))
