@@ -170,6 +170,16 @@ def test_continue_appends_to_the_same_answer_and_adds_up_its_metrics(store):
     assert CONTINUE_PROMPT not in [m.content for m in store.messages(cid)]  # the instruction is never stored
 
 
+def test_continue_in_place_sends_the_cut_answer_last(store):
+    cid = store.create_conversation("t")
+    run(start_turn(store, cid, ReplayProvider(text="one two three four"), Params(max_tokens=2), "count"))
+    spy = Spy(store, cid, text=" three four")
+    spy.continues_in_place = True  # as the embedded base model does
+    run(continue_turn(store, cid, spy, Params(), store.messages(cid)[-1].id))
+    assert spy.sent == [("user", "count"), ("assistant", "one two")]
+    assert store.messages(cid)[-1].content == "one two three four"
+
+
 def test_continue_needs_an_answer_with_text(store):
     cid = store.create_conversation("t")
     start_turn(store, cid, ReplayProvider(), Params(), "q").close()  # stopped before any text

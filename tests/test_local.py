@@ -16,6 +16,19 @@ def test_build_prompt_is_a_plain_transcript():
     assert prompt == "Be brief.\n\nUser: Hi\nAssistant: Hello!\nUser: Tell me more\nAssistant:"
 
 
+def test_a_conversation_ending_with_the_answer_is_continued_in_place():
+    prompt = build_prompt([Message("user", "Tell a story"), Message("assistant", "Once upon a time ")])
+    assert prompt.endswith("User: Tell a story\nAssistant: Once upon a time")
+
+
+def test_continuing_a_cut_off_answer_on_the_real_model(local_provider):
+    partial = "The three primary colours are red, yellow and"
+    events = list(local_provider.stream([Message("user", "Name the three primary colours."),
+                                         Message("assistant", partial)], Params(max_tokens=8, temperature=0.0)))
+    more = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert more.strip() and not more.lstrip().startswith(partial[:10])
+
+
 @pytest.mark.parametrize("pieces, emitted, stopped", [
     (["Hello", " world"], "Hello world", False),
     (["Hello\nUs", "er: next"], "Hello", True),          # stop sequence split across pieces
@@ -79,13 +92,16 @@ def test_full_queue_answers_busy(local_settings):
 
 
 def test_waiting_requests_are_served_in_turn(local_provider):
-    results = []
+    finished = []
+
     def ask():
-        results.append("".join(e.text for e in local_provider.stream([Message("user", "Hello")], Params(max_tokens=6)) if isinstance(e, TextDelta)))
+        events = list(local_provider.stream([Message("user", "Hello")], Params(max_tokens=6)))
+        finished.append(isinstance(events[-1], Finish))
+
     threads = [threading.Thread(target=ask) for _ in range(3)]
     [t.start() for t in threads]
     [t.join(120) for t in threads]
-    assert len(results) == 3 and all(r.strip() for r in results)
+    assert finished == [True, True, True]
 
 
 def test_empty_prompt_is_refused(local_provider):

@@ -223,8 +223,9 @@ def edit_turn(store: Store, cid: str, provider: Provider, params: Params, user_i
 def continue_turn(store: Store, cid: str, provider: Provider, params: Params, answer_id: int) -> Turn:
     """Ask the model to go on from a cut-off answer; the new text is appended to that same answer.
 
-    The request is the history plus one instruction that is not stored: it works the same on every
-    provider (not all of them accept a conversation that ends with the assistant's own words).
+    A provider that continues a conversation ending with the assistant's own words in place (the
+    embedded base model) gets just the history; every other one gets the history plus one
+    instruction that is not stored, since not all of them accept an assistant message last.
     """
     owner = _begin(store, cid)
     try:
@@ -233,7 +234,9 @@ def continue_turn(store: Store, cid: str, provider: Provider, params: Params, an
             raise ConversationChanged("This conversation changed in another window; reload the page to see it.")
         if not msgs[-1].content.strip():
             raise BadRequest("There is nothing to continue: the answer is empty. Use Regenerate instead.")
-        messages = history(store, cid) + [Message("user", CONTINUE_PROMPT)]
+        messages = history(store, cid)
+        if not getattr(provider, "continues_in_place", False):
+            messages.append(Message("user", CONTINUE_PROMPT))
         return Turn(store, cid, provider, params, messages, owner, continues=msgs[-1])
     except BaseException:
         store.release(cid, owner)

@@ -33,12 +33,17 @@ TRANSCRIPT_STOPS = ("\nUser:", "\nAssistant:")
 
 
 def build_prompt(messages: Sequence[Message], system: str = "") -> str:
-    """A plain transcript; the model continues after the final "Assistant:"."""
+    """A plain transcript; the model continues after the final "Assistant:".
+
+    When the last message is the assistant's (a cut-off answer to continue), the transcript ends
+    with that text, so the base model writes straight on from it.
+    """
     lines = [system.strip(), ""] if system.strip() else []
     for m in messages:
         speaker = "User" if m.role == "user" else "Assistant"
         lines.append(f"{speaker}: {m.content.strip()}")
-    lines.append("Assistant:")
+    if not messages or messages[-1].role == "user":
+        lines.append("Assistant:")
     return "\n".join(lines)
 
 
@@ -120,6 +125,7 @@ def load_engine(settings: Settings, progress: bool = False) -> _Engine:
 
 class LocalProvider:
     name = "local"
+    continues_in_place = True  # a conversation ending with the assistant's words is continued, not answered
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
