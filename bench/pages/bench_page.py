@@ -67,7 +67,7 @@ def run(render: Callable[[TappedReplay, Params], Recorder]) -> None:
         with st.chat_message("assistant"):
             rec = render(TappedReplay(rate, marks), Params(max_tokens=tokens))
         marks["status"] = rec.status
-    except Exception as err:  # the renderer broke: say so in the marks, and let Streamlit show it as usual
+    except BaseException as err:  # the renderer broke, or Streamlit stopped the script (StopException)
         marks["error"] = f"{type(err).__name__} after {marks['tokens']:,} tokens"
         raise
     finally:
