@@ -243,12 +243,6 @@ def continue_turn(store: Store, cid: str, provider: Provider, params: Params, an
         raise
 
 
-def stream_turn(store: Store, cid: str, provider: Provider, params: Params, prompt: str | None) -> tuple[Recorder, Turn]:
-    """Compatibility: a new prompt (or, with `None`, a fresh answer to the stored history)."""
-    turn = start_turn(store, cid, provider, params, prompt) if prompt is not None else regenerate_turn(store, cid, provider, params)
-    return turn.recorder, turn
-
-
 # Export ------------------------------------------------------------------------------------
 def export_json(conversation: dict, messages: Sequence[StoredMessage]) -> str:
     """The whole conversation, every field we keep, as JSON (for tools and for the record)."""
