@@ -236,9 +236,9 @@ def test_a_stopped_answer_frees_the_local_model(store, local_provider):
     turn.stop(shown=3)
     stream.close()
     deadline = time.monotonic() + 30  # the worker closes the stream after the token it is computing
-    while engine.lock.locked() and time.monotonic() < deadline:
+    while (engine.lock.locked() or store.busy(cid)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not engine.lock.locked()
+    assert not engine.lock.locked() and not store.busy(cid)
     answer = store.messages(cid)[-1]
     assert answer.status == "stopped" and answer.content == "".join(got)
     # The model answers the next request at once.
