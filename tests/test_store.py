@@ -101,6 +101,15 @@ def test_the_lease_admits_one_holder_until_released_or_expired(tmp_path):
     assert store.claim(cid, "tab-1", 30)
 
 
+def test_renewing_never_takes_back_a_released_lease(tmp_path):
+    store = Store(url(tmp_path))
+    cid = store.create_conversation("t")
+    assert store.claim(cid, "tab-1", 30)
+    store.release(cid, "tab-1")  # Stop saved the answer and freed the conversation...
+    store.renew(cid, "tab-1", 30)  # ...while the stream's worker was still between two pieces
+    assert not store.busy(cid)
+
+
 def test_message_ids_are_never_reused(tmp_path):
     store = Store(url(tmp_path))
     cid = store.create_conversation("t")

@@ -99,7 +99,7 @@ class Turn:
             raise
         if time.monotonic() - self._renewed > RENEW_EVERY:
             self._renewed = time.monotonic()
-            self.store.claim(self.cid, self.owner, LEASE_SECONDS)
+            self.store.renew(self.cid, self.owner, LEASE_SECONDS)
         return piece
 
     @property

@@ -175,6 +175,12 @@ class Store:
             ).values(busy_owner=owner, busy_until=now + timedelta(seconds=seconds)))
         return done.rowcount == 1
 
+    def renew(self, cid: str, owner: str, seconds: float) -> None:
+        """Extend a lease this owner still holds; never take back one that was released (Stop)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(conversations).where(conversations.c.id == cid, conversations.c.busy_owner == owner)
+                         .values(busy_until=_now() + timedelta(seconds=seconds)))
+
     def release(self, cid: str, owner: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(conversations).where(conversations.c.id == cid, conversations.c.busy_owner == owner)
