@@ -8,8 +8,9 @@
   p99, max), time to first chunk, server CPU, and the server's resident memory (peak during each
   round, and after each round: bounded means it does not grow round after round).
 - Embedded model: `serve` on the real local model with its wait queue (RS_QUEUE_SIZE, 8), sent
-  queue + 5 requests 100 ms apart: are the accepted ones answered in arrival order, each complete,
-  and are the rest refused at once with a clean 429 in OpenAI's error shape?
+  queue + 5 requests 25 ms apart (all sent before the first answer ends): are the accepted ones
+  answered in arrival order, each complete, and are the rest refused at once with a clean 429 in
+  OpenAI's error shape?
 
 The client is raw asyncio (HTTP/1.0, so the body is not chunk-encoded, and SSE split by hand): at
 32,000 events/s on a 2-core machine, a heavier client would measure itself. It shares the cores
@@ -161,10 +162,13 @@ async def local_burst(port: int, n: int, spacing: float, max_tokens: int) -> lis
     return await asyncio.gather(*(one(i) for i in range(n)))
 
 
+SPACING = 0.025  # seconds between the embedded model's requests: ordered, and all in before the first ends
+
+
 def local_bench(extra: int, max_tokens: int, queue_size: int, work: Path) -> tuple[list, str]:
     proc, port = start_serve({"RS_QUEUE_SIZE": str(queue_size), "RS_TEMPERATURE": "0"}, work, "local")
     try:
-        results = asyncio.run(local_burst(port, queue_size + 1 + extra, 0.1, max_tokens))
+        results = asyncio.run(local_burst(port, queue_size + 1 + extra, SPACING, max_tokens))
     finally:
         stop_process(proc)
     t0 = min(s["start"] for s in results)
@@ -183,7 +187,7 @@ def local_bench(extra: int, max_tokens: int, queue_size: int, work: Path) -> tup
     arrival = {id(s): i for i, s in enumerate(sorted(results, key=lambda s: s["start"]))}
     order = [arrival[id(s)] for s in sorted(served, key=lambda s: s["times"][0])]
     refused = [s for s in results if s["status"] == 429]
-    summary = (f"{len(results)} requests 100 ms apart, queue bound {queue_size}: {len(served)} answered "
+    summary = (f"{len(results)} requests {SPACING * 1000:g} ms apart, queue bound {queue_size}: {len(served)} answered "
                f"({sum(1 for s in served if s['done'] and s['finish'])} complete), {len(refused)} refused with 429; "
                f"answered in arrival order: {'yes' if order == sorted(order) else 'no ' + str([i + 1 for i in order])}; "
                f"every 429 in OpenAI's error shape: "
