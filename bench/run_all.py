@@ -1,4 +1,4 @@
-"""Every benchmark with its full settings, one after the other (`make bench`; about 40 minutes on 2 cores).
+"""Every benchmark with its full settings, one after the other (`make bench`; about 30 minutes on 2 cores).
 
 Each writes its table to bench/results/<name>.md (and its raw numbers to <name>.json) and prints it.
 Run on a quiet machine: every number here is a time, and other work on the same cores shows up in it.
