@@ -21,6 +21,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,7 @@ def sessions_memory(threads: int, sessions: int) -> list[list[str]]:
             many = rss_mb(proc.pid)
     finally:
         stop_process(proc)
+        shutil.rmtree(work, ignore_errors=True)
     return [["app started, no session", fmt(idle, 0), "–"], ["1 session, one answer", fmt(one, 0), "1.00"],
             [f"{sessions} sessions open, one answer each", fmt(many, 0), fmt(many / one, 3)]]
 

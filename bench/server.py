@@ -23,6 +23,7 @@ import asyncio
 import json
 import math
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -207,8 +208,12 @@ def main(argv=None) -> Path:
     ap.add_argument("--out", type=Path, default=RESULTS / "server.md")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-server-"))
-    rows, mem_rows, raw = replay_bench([int(x) for x in args.clients.split(",")], args.tokens, args.rate, args.rounds, work)
-    local_rows, summary = local_bench(args.local_extra, args.local_tokens, args.queue_size, work)
+    try:
+        rows, mem_rows, raw = replay_bench([int(x) for x in args.clients.split(",")], args.tokens, args.rate,
+                                           args.rounds, work)
+        local_rows, summary = local_bench(args.local_extra, args.local_tokens, args.queue_size, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
     body = "\n\n".join([
         f"Replay provider, {args.tokens:,} tokens per stream offered at {args.rate:g} tokens/s each "
