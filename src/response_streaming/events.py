@@ -34,6 +34,19 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's thinking, kept apart from the answer.
+
+    `signature` (Claude) and `redacted` (encrypted thinking) must go back to the model byte for byte
+    when the conversation continues, so they travel with the text rather than being dropped.
+    """
+
+    text: str = ""
+    signature: str = ""
+    redacted: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     input_tokens: int
     output_tokens: int
@@ -49,7 +62,7 @@ class Finish:
     latency_ms: int | None = field(default=None)
 
 
-Event = Union[TextDelta, Usage, Finish]
+Event = Union[TextDelta, ReasoningDelta, Usage, Finish]
 
 
 class Provider(Protocol):
