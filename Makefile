@@ -6,19 +6,25 @@ TSTAMP := $(VENV)/.installed-test
 SHELL  := /bin/bash
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: run test setup setup-test model system-deps bench clean
+.PHONY: run test lint setup setup-test model system-deps bench clean
 
 run: setup model
 	$(VENV)/bin/streamlit run streaming_app.py --server.port 8080 --server.headless true
 
-test: setup-test model system-deps
+test: setup-test model system-deps lint
 	$(VENV)/bin/pytest
+
+# Lint, format and types (ruff, mypy; configured in pyproject.toml). `make test` runs it first.
+lint: setup-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || python3 -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q --upgrade pip setuptools
 	@echo ">> Installing Python packages. The first time, pip builds llama.cpp from source:"
 	@echo ">> about 10 minutes on 2 cores (later runs reuse pip's cached wheel and take seconds)."
 	$(PY) -m pip install --progress-bar on -e '.[all]'

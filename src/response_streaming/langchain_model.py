@@ -63,7 +63,7 @@ class StreamingChatModel(BaseChatModel):
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        text = "".join(c.message.content for c in self._stream(messages, stop, run_manager, **kwargs))
+        text = "".join(c.text for c in self._stream(messages, stop, run_manager, **kwargs))
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
 

@@ -389,8 +389,8 @@ class BedrockProvider:
         self.settings = settings
         self.model = check_model(settings.model)
         self.api = settings.bedrock_api
-        self.family = family_of(self.model)
-        if self.api == "invoke" and self.family is None:
+        self.family = family_of(self.model) or ""
+        if self.api == "invoke" and not self.family:
             raise ConfigError(f"Cannot tell the native format of {self.model}: use RS_BEDROCK_API=converse, which "
                               "works for every model.")
         self._client = client  # injected in tests; otherwise made on first use (creation is slow)
