@@ -235,7 +235,7 @@ def continue_turn(store: Store, cid: str, provider: Provider, params: Params, an
         if not msgs[-1].content.strip():
             raise BadRequest("There is nothing to continue: the answer is empty. Use Regenerate instead.")
         messages = history(store, cid)
-        if not getattr(provider, "continues_in_place", False):
+        if not provider.continues_in_place:
             messages.append(Message("user", CONTINUE_PROMPT))
         return Turn(store, cid, provider, params, messages, owner, continues=msgs[-1])
     except BaseException:

@@ -7,6 +7,7 @@ import sys
 from .config import Settings
 from .errors import ResponseStreamingError
 from .events import Message, Params
+from .providers import NAMES
 from .recorder import Recorder
 
 
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def provider_options(p):
-        p.add_argument("--provider", choices=["local", "bedrock", "openai", "replay"], help="default: RS_PROVIDER or local")
+        p.add_argument("--provider", choices=NAMES, help="default: RS_PROVIDER or local")
         p.add_argument("--model", help="model id (default: the provider's default)")
 
     ask = sub.add_parser("ask", help="stream an answer to stdout")

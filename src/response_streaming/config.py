@@ -8,20 +8,24 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .events import Params
+from .providers import NAMES
 
-ProviderName = Literal["local", "bedrock", "openai", "replay"]
+if TYPE_CHECKING:
+    ProviderName = str
+else:  # the registry's names: pydantic checks a value against them and lists them when it is wrong
+    ProviderName = Literal[NAMES]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RS_", env_file=".env", extra="ignore")
 
-    provider: ProviderName = Field("local", description="Which provider answers: local, bedrock, openai or replay.")
+    provider: ProviderName = Field("local", description=f"Which provider answers: {', '.join(NAMES)}.")
     model: str = Field("", description="Model id for the provider; empty means the provider's default.")
 
     # Default generation parameters (front ends may override per request).

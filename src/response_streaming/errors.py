@@ -22,6 +22,18 @@ class BadRequest(ResponseStreamingError):
     status = 400
 
 
+class MethodNotAllowed(BadRequest):
+    """An HTTP method the path does not take (server front end)."""
+
+    status = 405
+
+
+class RequestTooLarge(BadRequest):
+    """A request body over the server's limit (server front end)."""
+
+    status = 413
+
+
 class AccessDenied(ResponseStreamingError):
     """Credentials missing, expired or without permission for this model."""
 

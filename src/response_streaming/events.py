@@ -73,7 +73,10 @@ class Provider(Protocol):
     in `finally`, because consumers abandon it whenever the user clicks Stop or closes a tab.
     """
 
-    name: str
+    name: str  # the registry's name (providers.PROVIDERS)
     model: str
+    #: True when a conversation ending with the assistant's own words is continued in place (a base
+    #: model); otherwise "continue" sends one more user instruction, as not every API accepts that.
+    continues_in_place: bool
 
     def stream(self, messages: Sequence[Message], params: Params) -> Iterator[Event]: ...

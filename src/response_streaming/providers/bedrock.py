@@ -384,6 +384,7 @@ class _RetryBeforeText(Exception):
 
 class BedrockProvider:
     name = "bedrock"
+    continues_in_place = False
 
     def __init__(self, settings: Settings, client=None) -> None:
         self.settings = settings

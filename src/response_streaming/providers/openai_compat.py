@@ -207,6 +207,7 @@ def http_error(status: int, body: bytes, base_url: str, model: str, has_key: boo
 
 class OpenAICompatProvider:
     name = "openai"
+    continues_in_place = False
 
     def __init__(self, settings: Settings, client=None) -> None:
         try:

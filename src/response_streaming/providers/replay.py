@@ -39,6 +39,7 @@ class ReplayProvider:
     finish: bool = True  # False: end without Finish, like a truncated stream
     name: str = "replay"
     model: str = "replay"
+    continues_in_place: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ReplayProvider":

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from ..config import Settings, get_settings
-from ..errors import BadRequest, ModelNotFound, ResponseStreamingError
+from ..errors import BadRequest, MethodNotAllowed, ModelNotFound, ResponseStreamingError
 from ..events import Provider
 from . import bedrock_api, events_api, openai_api
 from .http import MAX_REQUEST_BYTES, Guard, api_of
@@ -58,10 +58,10 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         request.scope["rs.error"] = f"HTTP{err.status_code}"
         if err.status_code == 404:
             mapped: ResponseStreamingError = ModelNotFound(f"No such endpoint: {request.method} {request.url.path}.")
+        elif err.status_code == 405:
+            mapped = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
         else:
-            mapped = BadRequest(f"{request.method} is not allowed on {request.url.path}." if err.status_code == 405
-                                else str(err.detail))
-            mapped.status = err.status_code
+            mapped = BadRequest(str(err.detail))
         return render_error(request.url.path, mapped)
 
     @app.exception_handler(Exception)

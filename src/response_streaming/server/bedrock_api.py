@@ -10,11 +10,12 @@ Credentials and signatures are not checked: this server is for loopback and trus
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..errors import BadRequest, ResponseStreamingError
+from ..errors import BadRequest, MethodNotAllowed, RequestTooLarge, ResponseStreamingError
 from ..events import Message, Params
 from ..providers.bedrock_catalog import family_of
 from ..recorder import Recorder
@@ -205,7 +206,7 @@ def parse_converse_like_nova(body: dict, default: Params) -> tuple[list[Message]
 
 def error_response(err: BaseException) -> Response:
     status, headers, body = wire.error_response_for(err)
-    if getattr(err, "status", None) in (405, 413):  # not Bedrock's own errors: keep the HTTP meaning
+    if isinstance(err, (MethodNotAllowed, RequestTooLarge)):  # not Bedrock's own errors: keep the HTTP meaning
         status = err.status
     return Response(body, status_code=status, headers=headers)
 
@@ -216,7 +217,7 @@ def _usage(rec: Recorder) -> tuple[int, int]:
 
 class ConverseWire:
     media_type = wire.EVENTSTREAM_CONTENT_TYPE
-    headers: dict[str, str] = {}
+    headers: Mapping[str, str] = {}
 
     def error_response(self, err: ResponseStreamingError) -> Response:
         return error_response(err)
@@ -249,7 +250,7 @@ class InvokeWire:
         self.family, self.model_id = family, model_id
         self.n = 0
         # The native JSON's content type, as Bedrock names it (boto3's `contentType`).
-        self.headers = {"x-amzn-bedrock-content-type": "application/json"}
+        self.headers: Mapping[str, str] = {"x-amzn-bedrock-content-type": "application/json"}
 
     def error_response(self, err: ResponseStreamingError) -> Response:
         return error_response(err)

@@ -13,6 +13,8 @@ Errors before the first piece are plain JSON with their HTTP status: `{"error": 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -76,6 +78,7 @@ def error_response(err: BaseException) -> JSONResponse:
 
 class EventsWire:
     media_type = "text/event-stream; charset=utf-8"
+    headers: Mapping[str, str] = {}
 
     def error_response(self, err: ResponseStreamingError) -> Response:
         return error_response(err)

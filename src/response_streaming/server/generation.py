@@ -17,6 +17,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
@@ -140,7 +141,8 @@ class Generation:
 class Wire(Protocol):
     """How one API frames a generation. Bytes for streams; a whole `Response` otherwise."""
 
-    media_type: str  # and optionally `headers`: extra response headers of a stream
+    media_type: str
+    headers: Mapping[str, str]  # extra response headers of a stream
 
     def error_response(self, err: ResponseStreamingError) -> Response: ...
     def start(self) -> bytes: ...
@@ -155,7 +157,11 @@ class GenerationResponse(Response):
     def __init__(self, gen: Generation, wire: Wire, stream: bool, log_fields: dict) -> None:
         self.gen, self.wire, self.stream = gen, wire, stream
         self.log_fields = log_fields
-        self.status_code, self.background, self.raw_headers = 200, None, []
+        # As Starlette's own StreamingResponse: no body to render, so no Content-Length; the headers
+        # are a stream's (a whole answer is sent by the wire's own Response).
+        self.status_code, self.background, self.media_type = 200, None, wire.media_type
+        # x-accel-buffering: proxies must not hold the stream back
+        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no", **wire.headers})
 
     async def __call__(self, scope, receive, send) -> None:
         scope["rs.logged"] = True  # this response writes the request's log line itself
@@ -199,7 +205,7 @@ class GenerationResponse(Response):
             response = self.wire.error_response(err)
             await response(scope, receive, send)
             return outcome_of(item.rec), response.status_code
-        await send({"type": "http.response.start", "status": 200, "headers": self._headers()})
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": self.wire.start(), "more_body": True})
         items = [item]
         while not isinstance(items[-1], End):
@@ -221,11 +227,6 @@ class GenerationResponse(Response):
         response = self.wire.whole(item.rec)
         await response(scope, receive, send)
         return outcome_of(item.rec), response.status_code
-
-    def _headers(self) -> list[tuple[bytes, bytes]]:
-        extra = [(k.lower().encode(), v.encode()) for k, v in getattr(self.wire, "headers", {}).items()]
-        return [(b"content-type", self.wire.media_type.encode()), (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no")] + extra  # x-accel-buffering: proxies must not hold the stream back
 
 
 def outcome_of(rec: Recorder) -> str:

@@ -8,14 +8,10 @@ from typing import Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import BadRequest, ResponseStreamingError
+from ..errors import BadRequest, RequestTooLarge, ResponseStreamingError
 from .generation import write_log
 
 MAX_REQUEST_BYTES = 1 << 20  # 1 MiB: far more than any prompt the embedded model's context can hold
-
-
-class RequestTooLarge(BadRequest):
-    status = 413
 
 
 async def read_json(request: Request):

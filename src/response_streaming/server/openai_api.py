@@ -7,6 +7,7 @@ responses name the model that really answered.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -124,6 +125,7 @@ class ChatWire:
     """Frames a generation as OpenAI chat completion chunks (SSE) or one `chat.completion`."""
 
     media_type = "text/event-stream; charset=utf-8"
+    headers: Mapping[str, str] = {}
 
     def __init__(self, model: str, include_usage: bool) -> None:
         self.model = model

@@ -15,14 +15,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import chat
 from ..config import Settings, get_settings
 from ..errors import BadRequest, ConfigError, ResponseStreamingError, Throttled
-from ..providers import make_provider
+from ..providers import make_provider, provider_info
 from ..store import Store
 from . import live, messages, sidebar
 
 log = logging.getLogger(__name__)
 # How long a run waits for the answer its click interrupted to be saved (see `_page`).
 SAVE_WAIT = 3.0
-EXTRAS = ("local", "bedrock", "openai")  # providers with a pip extra of the same name
 
 
 @st.cache_resource(show_spinner=False)
@@ -47,7 +46,7 @@ def get_provider(settings: Settings):
             raise ConfigError(f"The {name} provider is not part of this version of the app yet; "
                               "pick another provider in the sidebar.") from err
         raise ConfigError(f"The {name} provider needs the Python package {err.name or '(unknown)'}: "
-                          f"run `pip install 'response-streaming[{name if name in EXTRAS else 'all'}]'`, or pick another "
+                          f"run `{provider_info(name).install}`, or pick another "
                           "provider in the sidebar.") from err
     except Exception as err:
         log.exception("provider %s failed to start", settings.provider)

@@ -12,16 +12,11 @@ import streamlit as st
 from ..chat import export_json, export_markdown
 from ..config import Settings
 from ..events import Params
+from ..providers import NAMES, PROVIDERS
 from ..store import Store, StoredMessage
 from .format import plain
 
-PROVIDERS = ("local", "bedrock", "openai", "replay")
-PROVIDER_LABELS = {
-    "local": "Local (embedded llama.cpp)",
-    "bedrock": "Amazon Bedrock",
-    "openai": "OpenAI-compatible server",
-    "replay": "Replay (scripted, for tests)",
-}
+PROVIDER_LABELS = {p.name: p.label for p in PROVIDERS}
 
 
 def open_conversation(cid: str | None) -> None:
@@ -125,7 +120,7 @@ def controls(settings: Settings) -> tuple[Settings, Params]:
     """Provider, model and parameters as chosen in the sidebar (defaults from the settings)."""
     with st.sidebar:
         st.subheader("Model")
-        provider = st.selectbox("Provider", PROVIDERS, index=PROVIDERS.index(settings.provider), key="provider",
+        provider = st.selectbox("Provider", NAMES, index=NAMES.index(settings.provider), key="provider",
                                 format_func=PROVIDER_LABELS.get)
         model = _model_field(provider, settings)
         with st.expander("Parameters", icon=":material/tune:"):
