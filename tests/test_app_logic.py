@@ -55,9 +55,9 @@ def history_in(tmp_path) -> Store:
 
 def use_provider(monkeypatch, factory):
     """Make the page build its provider with `factory(settings)` (a scripted fault, a failing setup)."""
-    import response_streaming.ui.page as page
+    import response_streaming.ui.resources as resources
 
-    monkeypatch.setattr(page, "make_provider", factory)
+    monkeypatch.setattr(resources, "make_provider", factory)
     st.cache_resource.clear()
 
 

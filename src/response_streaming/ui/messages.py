@@ -16,8 +16,8 @@ from typing import Sequence
 
 import streamlit as st
 
-from ..render import sanitize
 from ..store import StoredMessage
+from .cache import render_cache
 from .format import CUT_NOTE, metrics_line, status_note
 
 ACTION_SLOTS = 3
@@ -31,13 +31,18 @@ class Frame:
     actions: list  # ACTION_SLOTS `st.empty` slots for buttons
 
 
-def frame(role: str, answer: bool = False, actions_key: str | None = None) -> Frame:
-    """Draw a message's frame; `answer=True` keys its text box `answer` (the latest answer on the page)."""
+def frame(role: str, answer: bool = False, actions_key: str | None = None, actions: bool = True) -> Frame:
+    """Draw a message's frame; `answer=True` keys its text box `answer` (the latest answer on the page).
+
+    `actions=False` leaves out the row of action slots: the earlier messages never get buttons.
+    """
     with st.chat_message(role):
         box = st.container(key="answer") if answer else st.container()
         note, metrics = st.empty(), st.empty()
-        with st.container(horizontal=True, key=actions_key):
-            slots = [st.empty() for _ in range(ACTION_SLOTS)]
+        slots = []
+        if actions:
+            with st.container(horizontal=True, key=actions_key):
+                slots = [st.empty() for _ in range(ACTION_SLOTS)]
     return Frame(box, note, metrics, slots)
 
 
@@ -56,16 +61,18 @@ def can_continue(m: StoredMessage) -> bool:
     return bool(m.content.strip()) and (cut or m.status in ("stopped", "incomplete"))
 
 
-def show_history(cid: str, msgs: Sequence[StoredMessage], live: bool, hide: int | None = None) -> None:
-    """Draw the conversation. The last answer gets the actions (and the `answer` key) unless one streams."""
+def show_tail(cid: str, msgs: Sequence[StoredMessage], live: bool, hide: int | None = None) -> None:
+    """Draw the last turn (and any after the earlier part was drawn). The last answer gets the actions
+    (and the `answer` key) unless one streams."""
     shown = [m for m in msgs if m.id != hide]
+    cache = render_cache()
     for i, m in enumerate(shown):
         last = i == len(shown) - 1
         answer = last and m.role == "assistant" and not live
         f = frame(m.role, answer=answer, actions_key="actions" if answer else None)
-        f.box.markdown(sanitize(m.content) if m.content else "_(no text)_")
+        f.box.markdown(cache.markdown(m))
         if m.role == "assistant":
-            _answer_footer(f, m, last and not live)
+            answer_footer(f, m, last and not live)
         elif last and live:
             f.actions[0].button("Edit", key="edit", icon=":material/edit:", type="tertiary", disabled=True)
         elif last:
@@ -91,7 +98,7 @@ def _unanswered(f: Frame, cid: str, m: StoredMessage) -> None:
     f.actions[1].button("Edit", key="edit", icon=":material/edit:", type="tertiary", on_click=start_edit, args=(cid, m))
 
 
-def _answer_footer(f: Frame, m: StoredMessage, last: bool) -> None:
+def answer_footer(f: Frame, m: StoredMessage, last: bool) -> None:
     metrics = m.meta.get("metrics", {})
     if m.status == "error":
         f.note.error(m.error or "The answer failed.", icon=":material/error:")

@@ -38,7 +38,7 @@ def follow_address() -> None:
         st.query_params.pop("c", None)
 
 
-def conversations(box, store: Store, cid: str | None, conversation: dict | None, msgs: list[StoredMessage]) -> None:
+def conversations(box, store: Store, cid: str | None, conversation: dict | None) -> None:
     with box:
         st.button("New chat", key="new-chat", icon=":material/add:", on_click=open_conversation, args=(None,),
                   width="stretch")
@@ -52,7 +52,7 @@ def conversations(box, store: Store, cid: str | None, conversation: dict | None,
                 st.button(plain(c["title"]), key=f"conv-{c['id']}", on_click=open_conversation, args=(c["id"],),
                           type="primary" if c["id"] == cid else "secondary", width="stretch")
         if conversation:
-            _this_conversation(store, conversation, msgs)
+            _this_conversation(store, conversation)
 
 
 def _rename(store: Store, cid: str) -> None:
@@ -71,20 +71,28 @@ def _confirm_delete(store: Store, cid: str, title: str) -> None:
             st.rerun()
 
 
-def _this_conversation(store: Store, conversation: dict, msgs: list[StoredMessage]) -> None:
+def _this_conversation(store: Store, conversation: dict) -> None:
     cid = conversation["id"]
     with st.expander("This conversation", icon=":material/chat:"):
         st.text_input("Title", value=conversation["title"], key=f"title-{cid}", on_change=_rename, args=(store, cid))
         slug = re.sub(r"[^A-Za-z0-9]+", "-", conversation["title"]).strip("-")[:40].lower() or "conversation"
         with st.container(horizontal=True):
-            # Downloads don't rerun the page, so exporting never interrupts a streaming answer.
-            st.download_button("Markdown", export_markdown(conversation, msgs), file_name=f"{slug}.md",
-                               mime="text/markdown", key="export-md", icon=":material/download:", on_click="ignore")
-            st.download_button("JSON", export_json(conversation, msgs), file_name=f"{slug}.json",
+            # Downloads don't rerun the page, so exporting never interrupts a streaming answer. The
+            # files are made when clicked (Streamlit calls `data` then), from the database: the whole
+            # conversation as it stands, not the part the page shows, at no cost to a page run.
+            st.download_button("Markdown", lambda: export_markdown(*_whole(store, conversation)),
+                               file_name=f"{slug}.md", mime="text/markdown", key="export-md",
+                               icon=":material/download:", on_click="ignore")
+            st.download_button("JSON", lambda: export_json(*_whole(store, conversation)), file_name=f"{slug}.json",
                                mime="application/json", key="export-json", icon=":material/download:",
                                on_click="ignore")
         if st.button("Delete…", key="delete", icon=":material/delete:"):
             _confirm_delete(store, cid, conversation["title"])
+
+
+def _whole(store: Store, conversation: dict) -> tuple[dict, list[StoredMessage]]:
+    cid = conversation["id"]
+    return store.get_conversation(cid) or conversation, store.messages(cid)
 
 
 def _model_field(provider: str, settings: Settings) -> str:
@@ -117,22 +125,39 @@ def _decode_stop(s: str) -> str:
 
 
 def controls(settings: Settings) -> tuple[Settings, Params]:
-    """Provider, model and parameters as chosen in the sidebar (defaults from the settings)."""
+    """Draw provider, model and parameters (defaults from the settings); returns what they say."""
     with st.sidebar:
         st.subheader("Model")
         provider = st.selectbox("Provider", NAMES, index=NAMES.index(settings.provider), key="provider",
                                 format_func=PROVIDER_LABELS.get)
-        model = _model_field(provider, settings)
+        _model_field(provider, settings)
         with st.expander("Parameters", icon=":material/tune:"):
-            system = st.text_input("System prompt", value=settings.system_prompt, key="system", on_change="ignore")
-            temperature = st.number_input("Temperature", 0.0, 2.0, value=settings.temperature, step=0.1,
-                                          key="temperature", placeholder="model default", on_change="ignore")
-            top_p = st.number_input("Top p", 0.01, 1.0, value=settings.top_p, step=0.05, key="top_p",
-                                    placeholder="model default", on_change="ignore")
-            max_tokens = st.number_input("Max tokens", 1, 32768, value=settings.max_tokens, step=64, key="max_tokens",
-                                         on_change="ignore")
-            stops = st.multiselect("Stop sequences", [], key="stop-sequences", accept_new_options=True, on_change="ignore",
-                                   placeholder="Type one, press Enter (\\n = new line)")
-    params = Params(max_tokens=int(max_tokens or settings.max_tokens), temperature=temperature, top_p=top_p,
-                    stop=tuple(_decode_stop(s) for s in stops if s), system=system or "")
+            st.text_input("System prompt", value=settings.system_prompt, key="system", on_change="ignore")
+            st.number_input("Temperature", 0.0, 2.0, value=settings.temperature, step=0.1, key="temperature",
+                            placeholder="model default", on_change="ignore")
+            st.number_input("Top p", 0.01, 1.0, value=settings.top_p, step=0.05, key="top_p",
+                            placeholder="model default", on_change="ignore")
+            st.number_input("Max tokens", 1, 32768, value=settings.max_tokens, step=64, key="max_tokens",
+                            on_change="ignore")
+            st.multiselect("Stop sequences", [], key="stop-sequences", accept_new_options=True, on_change="ignore",
+                           placeholder="Type one, press Enter (\\n = new line)")
+    return chosen(settings)
+
+
+def chosen(settings: Settings) -> tuple[Settings, Params]:
+    """Provider, model and parameters as the sidebar's widgets hold them now.
+
+    Read from the session rather than from the widgets' return values, because the part of the page
+    that starts answers reruns on its own without drawing the sidebar (see `page`); the widgets
+    keep their values in the session between runs.
+    """
+    ss = st.session_state
+    provider = ss.get("provider", settings.provider)
+    model = settings.model if settings.provider == provider else ""
+    if provider in ("bedrock", "openai"):
+        model = ss.get(f"model-{provider}") or ""
+    stops = tuple(_decode_stop(s) for s in ss.get("stop-sequences", []) if s)
+    params = Params(max_tokens=int(ss.get("max_tokens") or settings.max_tokens), stop=stops,
+                    temperature=ss.get("temperature", settings.temperature), top_p=ss.get("top_p", settings.top_p),
+                    system=ss.get("system", settings.system_prompt) or "")
     return settings.model_copy(update={"provider": provider, "model": model}), params

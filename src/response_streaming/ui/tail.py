@@ -1,0 +1,158 @@
+"""The part of the page that starts and shows answers: the last turn, the live answer, the composer.
+
+It is an `st.fragment`, so a click on Go, Regenerate, Continue or Edit reruns only this part, never
+the earlier messages (`history`) or the sidebar: the first token no longer waits for the whole
+conversation to be redrawn, and a long conversation streams as fast as a short one.
+
+Why a fragment (and not caching alone, or a hand-made polling loop): Streamlit redraws everything a
+run draws; a cache saves the server's work per message but every message is still re-sent and
+re-rendered by the browser on each run. A fragment's run sends only what it draws. The catch is
+that a click inside a fragment does not interrupt a run of that fragment that is still going (it
+waits for it to end, Streamlit's `script_requests`), so Stop lives outside it (see `page`): a click
+there reruns the whole page, which interrupts the stream at once, as any click outside did before.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from .. import chat
+from ..config import Settings
+from ..errors import BadRequest, ResponseStreamingError, Throttled
+from ..events import Params
+from ..store import Store
+from . import live, messages, sidebar
+from .resources import errors_in_one_line, get_provider
+
+# How long a run waits for the answer its click interrupted to be saved (see `settle_interrupted`).
+SAVE_WAIT = 3.0
+# The Stop row is drawn by the whole page (see `page`) and shown by this part while an answer streams.
+HIDE_STOP = "<style>.st-key-stop-row { display: none; }</style>"
+
+
+def settle_interrupted() -> None:
+    """Save the answer of a run that a click interrupted, as far as it reached the page.
+
+    Streamlit starts the new run at once on a click (fast reruns) while the interrupted run is
+    still unwinding in its own thread; saving from here means this run draws the saved answer
+    (a no-op if that run already ended and saved itself).
+    """
+    previous = st.session_state.pop("live", None)
+    if previous is not None:
+        previous.stop(previous.shown)
+        previous.finished.wait(SAVE_WAIT)
+
+
+def _submit() -> None:
+    # Runs before the rerun's script body: move the text out of the widget so the box clears.
+    text = st.session_state.get("input", "")
+    st.session_state.input = ""
+    editing = st.session_state.pop("editing", None)
+    if editing and editing["cid"] == st.query_params.get("c"):
+        messages.request("edit", id=editing["id"], prompt=text)
+    else:
+        messages.request("send", prompt=text)
+
+
+def _cancel_edit() -> None:
+    st.session_state.pop("editing", None)
+    st.session_state.input = ""
+
+
+def _start(store: Store, cid: str | None, action: dict, settings: Settings,
+           params: Params) -> tuple[chat.Turn | None, str | None]:
+    """Carry out an action: returns the turn to stream (and the conversation it is in)."""
+    kind = action["kind"]
+    if action.get("cid") != cid:
+        return None, cid  # the page moved to another conversation since the click: nothing to do
+    if kind in ("send", "edit"):
+        chat.check_prompt(action["prompt"])
+    provider = get_provider(settings)  # before any change, so a bad provider changes nothing
+    if kind == "send":
+        if not cid:
+            cid = store.create_conversation(title=action["prompt"].strip()[:60])
+            st.query_params["c"] = cid
+        return chat.start_turn(store, cid, provider, params, action["prompt"]), cid
+    if not cid:
+        return None, cid
+    if kind == "edit":
+        return chat.edit_turn(store, cid, provider, params, action["id"], action["prompt"]), cid
+    if kind == "regenerate":
+        return chat.regenerate_turn(store, cid, provider, params, action.get("id")), cid
+    if kind == "continue":
+        return chat.continue_turn(store, cid, provider, params, action["id"]), cid
+    return None, cid
+
+
+def _composer(streaming: bool, replacing: bool = False) -> None:
+    # A fixed shape (edit notice slot, box, Go); see `messages` on why buttons are drawn disabled
+    # while an answer streams instead of being left out.
+    notice = st.empty()
+    editing = st.session_state.get("editing")
+    if replacing or (editing and editing["cid"] == st.query_params.get("c") and not streaming):
+        with notice.container(horizontal=True, vertical_alignment="center"):
+            st.info("Replacing your last prompt and its answer." if replacing else
+                    "Editing your last prompt: Go replaces it and its answer.", icon=":material/edit:")
+            st.button("Cancel edit", key="cancel-edit", on_click=_cancel_edit, disabled=replacing)
+    # on_change="ignore": typing the next prompt while an answer streams must not interrupt it.
+    st.text_area("Input text", label_visibility="collapsed", key="input", on_change="ignore",
+                 placeholder="Ask something, then press Go")
+    with st.container(horizontal=True):
+        # One stream per conversation: Go is off while one streams; Stop (like any click outside
+        # this part) ends it.
+        st.button("Go", type="primary", key="go", on_click=_submit, disabled=streaming)
+        # Always the same slot, so that this run's content replaces the last run's at once.
+        stop_rule = st.empty()
+        if not streaming:
+            stop_rule.markdown(HIDE_STOP, unsafe_allow_html=True)
+
+
+@st.fragment
+def tail(store: Store, settings: Settings) -> None:
+    """Draw the messages after `st.session_state.view["after"]` (the last turn), then the composer;
+    carry out a pending action and stream its answer here."""
+    with errors_in_one_line():  # a rerun of this part alone does not pass through the page's handler
+        _tail(store, settings)
+
+
+def _tail(store: Store, settings: Settings) -> None:
+    settle_interrupted()
+    inline = st.session_state.pop("full_run", False)  # drawn by a run of the whole page
+    view = st.session_state.get("view") or {}
+    cid, after = view.get("cid"), view.get("after")
+    turn, problem, created = None, None, False
+    action = st.session_state.pop("action", None)
+    if action:
+        try:
+            turn, new_cid = _start(store, cid, action, *sidebar.chosen(settings))
+            created, cid = new_cid != cid, new_cid
+        except ResponseStreamingError as err:
+            problem = err
+    if created:
+        after = None
+        st.session_state.view = {"cid": cid, "after": None}
+
+    # All rows, then the tail: the model reads the whole history for each answer anyway.
+    msgs = [m for m in store.messages(cid) if after is None or m.id > after] if cid else []
+    with st.container():
+        hide = turn.continues.id if turn and turn.continues else None
+        messages.show_tail(cid, msgs, live=turn is not None, hide=hide)
+        # The live answer takes the place the answer it replaces had (regenerate, edit, continue).
+        answer = messages.frame("assistant", answer=True) if turn else None
+        if answer:
+            messages.busy_actions(answer)
+        if cid and not turn and store.busy(cid):
+            st.info("An answer is being written in this conversation in another tab or window; reload to see it.",
+                    icon=":material/hourglass_top:")
+        if problem is not None:
+            if isinstance(problem, (BadRequest, Throttled)):
+                st.warning(str(problem))
+            else:
+                st.error(str(problem), icon=":material/error:")
+    _composer(streaming=turn is not None, replacing=bool(turn and action and action["kind"] == "edit"))
+    if turn and answer:
+        st.session_state.live = turn
+        live.stream_into(turn, answer.box, answer.metrics)
+        # Draw the finished answer with its actions and turn Go back on. Only this part reruns,
+        # unless a new conversation must appear in the sidebar (or this run is the whole page's,
+        # where Streamlit allows no rerun of a fragment alone).
+        st.rerun(scope="app" if created or inline else "fragment")
