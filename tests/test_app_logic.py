@@ -128,3 +128,52 @@ def test_a_provider_that_cannot_start_shows_one_safe_line(app, monkeypatch, fail
     message = app.error[0].value
     assert says in message
     assert "abc123" not in message and "Traceback" not in message
+
+
+# Long conversations (issue 14) --------------------------------------------------------------------
+def seeded(tmp_path, turns: int) -> tuple[Store, str]:
+    """A conversation of `turns` prompts and answers, each message with a marker word `m<index>x`."""
+    store = history_in(tmp_path)
+    cid = store.create_conversation("A long chat")
+    for i in range(turns):
+        store.add_message(cid, "user", f"Question m{2 * i:03d}x: tell me **more**.")
+        store.add_message(cid, "assistant", f"Answer m{2 * i + 1:03d}x with `code` and [a link](https://example.com).",
+                          meta={"provider": "replay", "model": "replay", "metrics": {"output_tokens": 9}})
+    return store, cid
+
+
+def chat_texts(at) -> list[str]:
+    return [md.value for md in at.markdown if "m0" in md.value or "m1" in md.value]
+
+
+def test_a_long_conversation_shows_its_latest_messages_and_loads_earlier_ones_on_request(app, tmp_path):
+    store, cid = seeded(tmp_path, 50)
+    app.query_params["c"] = cid
+    app.run()
+    shown = chat_texts(app)
+    assert len(shown) == 40 and "m060x" in shown[0] and "m099x" in shown[-1]
+    assert any("60 earlier messages not shown" in c.value for c in app.caption)
+    app.button(key="earlier").click().run()
+    shown = chat_texts(app)
+    assert len(shown) == 80 and "m020x" in shown[0]
+    app.button(key="earlier").click().run()
+    assert len(chat_texts(app)) == 100
+    assert not [b for b in app.button if b.key == "earlier"]  # nothing more to load
+
+
+def test_finished_messages_are_sanitised_once_while_unchanged(app, tmp_path):
+    from response_streaming.ui.cache import render_cache
+
+    store, cid = seeded(tmp_path, 5)
+    app.query_params["c"] = cid
+    app.run()
+    cache = render_cache()
+    assert cache.misses == 10  # every message once
+    app.run()
+    app.run()
+    assert cache.misses == 10  # drawn again from the cache
+    last = store.messages(cid)[-1]
+    store.update_message(last.id, last.content + " And more.", "complete", "", last.meta)  # Continue grew it
+    app.run()
+    assert cache.misses == 11
+    assert any("And more." in md.value for md in app.markdown)

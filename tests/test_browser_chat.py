@@ -396,3 +396,53 @@ def test_a_bedrock_answer_shows_its_metrics_and_estimated_cost(streamlit_server,
     line = page.get_by_text(re.compile("1200 in / 5 out"))
     expect(line).to_contain_text("≈ $0.000073 · amazon.nova-lite-v1:0 (bedrock)")
     expect(line).to_contain_text(re.compile(r"^first token \d+ ms"))
+
+
+def test_a_long_conversation_opens_at_its_end_and_a_click_on_go_resends_none_of_it(streamlit_server, page, tmp_path):
+    """100 messages: the page shows the latest 40; Go streams the answer without re-sending any earlier
+    message over the websocket (only the last turn and the composer rerun); export has everything."""
+    import base64
+
+    store = history(tmp_path)
+    cid = store.create_conversation("A long chat")
+    for i in range(50):
+        store.add_message(cid, "user", f"Question m{2 * i:03d}x: tell me **more**.")
+        store.add_message(cid, "assistant", f"Answer m{2 * i + 1:03d}x with `code` and [a link](https://example.com).")
+    url = streamlit_server(provider="replay", replay_rate=200, replay_text="A short answer " * 10)
+    frames: list[bytes] = []
+
+    def on_frame(event):
+        data = event["response"]["payloadData"]
+        frames.append(base64.b64decode(data) if event["response"]["opcode"] == 2 else data.encode())
+
+    cdp = page.context.new_cdp_session(page)
+    cdp.on("Network.webSocketFrameReceived", on_frame)
+    cdp.send("Network.enable")
+    page.goto(f"{url}/?c={cid}")
+    expect(page.locator(".stChatMessage")).to_have_count(40)
+    expect(page.get_by_text("60 earlier messages not shown.")).to_be_visible()
+    expect(page.get_by_text("Answer m099x")).to_be_visible()
+    expect(go(page)).to_be_enabled()
+    assert any(b"m060x" in f for f in frames)  # the capture sees the page's messages
+
+    # A sidebar parameter set without a rerun still reaches the model from the part that reruns alone.
+    page.get_by_text("Parameters").click()
+    max_tokens = page.get_by_label("Max tokens")
+    max_tokens.fill("7")
+    max_tokens.press("Enter")
+    frames.clear()
+    send(page, "One more question")
+    msgs = settled(store, 51)
+    shows(page, msgs[-1])
+    assert msgs[-1].meta["params"]["max_tokens"] == 7 and msgs[-1].meta["metrics"]["output_tokens"] == 7
+    sent = b"".join(frames)
+    assert b"One more question" in sent and b"short answer" in sent
+    assert not [f"m{i:03d}x" for i in range(98) if f"m{i:03d}x".encode() in sent], "earlier messages were re-sent"
+
+    page.get_by_role("button", name="Show 40 earlier").click()
+    expect(page.locator(".stChatMessage")).to_have_count(80)
+    page.get_by_text("This conversation").click()
+    with page.expect_download() as md_download:
+        page.get_by_role("button", name="Markdown").click()
+    md = open(md_download.value.path(), encoding="utf-8").read()
+    assert all(f"m{i:03d}x" in md for i in range(100)) and "One more question" in md

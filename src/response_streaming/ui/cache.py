@@ -5,11 +5,12 @@ length, and every page run draws every message in view. The result depends only 
 text, so it is kept per process, shared by every session, and a message is sanitised again only
 when it changed (Continue grows one; a generation's end writes one).
 """
+
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 

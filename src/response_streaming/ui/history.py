@@ -5,9 +5,10 @@ message drawn, so a conversation of hundreds of messages opened slowly. The page
 `WINDOW` messages and a control that adds `WINDOW` earlier ones at a time; export, search and the
 model still read the whole conversation from the database. Messages are drawn through `cache`.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -38,8 +39,14 @@ def show(cid: str, msgs: Sequence[StoredMessage]) -> int | None:
     if start > 0:
         with st.container(horizontal=True, vertical_alignment="center", key="earlier-row"):
             st.caption(f"{start} earlier message{'s' if start != 1 else ''} not shown.")
-            st.button(f"Show {min(WINDOW, start)} earlier", key="earlier", icon=":material/expand_less:",
-                      type="tertiary", on_click=_show_earlier, args=(cid, window + WINDOW))
+            st.button(
+                f"Show {min(WINDOW, start)} earlier",
+                key="earlier",
+                icon=":material/expand_less:",
+                type="tertiary",
+                on_click=_show_earlier,
+                args=(cid, window + WINDOW),
+            )
     cache = render_cache()
     for m in msgs[start:end]:
         f = messages.frame(m.role, actions=False)

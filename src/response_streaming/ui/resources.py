@@ -1,10 +1,11 @@
 """What the page keeps per process (`st.cache_resource`, shared by every session): the history
 store and the provider; and the one-line messages a person can act on when something fails."""
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,14 +37,19 @@ def get_provider(settings: Settings):
     except ImportError as err:
         name = settings.provider
         if (err.name or "").startswith("response_streaming"):
-            raise ConfigError(f"The {name} provider is not part of this version of the app yet; "
-                              "pick another provider in the sidebar.") from err
-        raise ConfigError(f"The {name} provider needs the Python package {err.name or '(unknown)'}: "
-                          f"run `{provider_info(name).install}`, or pick another provider in the sidebar.") from err
+            raise ConfigError(
+                f"The {name} provider is not part of this version of the app yet; pick another provider in the sidebar."
+            ) from err
+        raise ConfigError(
+            f"The {name} provider needs the Python package {err.name or '(unknown)'}: "
+            f"run `{provider_info(name).install}`, or pick another provider in the sidebar."
+        ) from err
     except Exception as err:
         log.exception("provider %s failed to start", settings.provider)
-        raise ConfigError(f"The {settings.provider} provider could not start ({type(err).__name__}); check its "
-                          "settings (the details are in the server log) or pick another provider.") from err
+        raise ConfigError(
+            f"The {settings.provider} provider could not start ({type(err).__name__}); check its "
+            "settings (the details are in the server log) or pick another provider."
+        ) from err
 
 
 @contextmanager
@@ -56,8 +62,10 @@ def errors_in_one_line() -> Iterator[None]:
         yield
     except SQLAlchemyError:
         log.exception("database error")
-        st.error("The history database could not be reached. Check that it is running, then reload the page; "
-                 "the details are in the server log.")
+        st.error(
+            "The history database could not be reached. Check that it is running, then reload the page; "
+            "the details are in the server log."
+        )
     except ResponseStreamingError as err:
         st.error(str(err))
     except Exception:  # a bug

@@ -11,6 +11,7 @@ that a click inside a fragment does not interrupt a run of that fragment that is
 waits for it to end, Streamlit's `script_requests`), so Stop lives outside it (see `page`): a click
 there reruns the whole page, which interrupts the stream at once, as any click outside did before.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -58,8 +59,9 @@ def _cancel_edit() -> None:
     st.session_state.input = ""
 
 
-def _start(store: Store, cid: str | None, action: dict, settings: Settings,
-           params: Params) -> tuple[chat.Turn | None, str | None]:
+def _start(
+    store: Store, cid: str | None, action: dict, settings: Settings, params: Params
+) -> tuple[chat.Turn | None, str | None]:
     """Carry out an action: returns the turn to stream (and the conversation it is in)."""
     kind = action["kind"]
     if action.get("cid") != cid:
@@ -90,12 +92,21 @@ def _composer(streaming: bool, replacing: bool = False) -> None:
     editing = st.session_state.get("editing")
     if replacing or (editing and editing["cid"] == st.query_params.get("c") and not streaming):
         with notice.container(horizontal=True, vertical_alignment="center"):
-            st.info("Replacing your last prompt and its answer." if replacing else
-                    "Editing your last prompt: Go replaces it and its answer.", icon=":material/edit:")
+            st.info(
+                "Replacing your last prompt and its answer."
+                if replacing
+                else "Editing your last prompt: Go replaces it and its answer.",
+                icon=":material/edit:",
+            )
             st.button("Cancel edit", key="cancel-edit", on_click=_cancel_edit, disabled=replacing)
     # on_change="ignore": typing the next prompt while an answer streams must not interrupt it.
-    st.text_area("Input text", label_visibility="collapsed", key="input", on_change="ignore",
-                 placeholder="Ask something, then press Go")
+    st.text_area(
+        "Input text",
+        label_visibility="collapsed",
+        key="input",
+        on_change="ignore",
+        placeholder="Ask something, then press Go",
+    )
     with st.container(horizontal=True):
         # One stream per conversation: Go is off while one streams; Stop (like any click outside
         # this part) ends it.
@@ -141,8 +152,10 @@ def _tail(store: Store, settings: Settings) -> None:
         if answer:
             messages.busy_actions(answer)
         if cid and not turn and store.busy(cid):
-            st.info("An answer is being written in this conversation in another tab or window; reload to see it.",
-                    icon=":material/hourglass_top:")
+            st.info(
+                "An answer is being written in this conversation in another tab or window; reload to see it.",
+                icon=":material/hourglass_top:",
+            )
         if problem is not None:
             if isinstance(problem, (BadRequest, Throttled)):
                 st.warning(str(problem))
