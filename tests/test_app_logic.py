@@ -1,4 +1,5 @@
 """Page logic with Streamlit's AppTest (in-process), on the scripted provider."""
+
 from __future__ import annotations
 
 import pytest
@@ -70,8 +71,13 @@ def test_sidebar_parameters_reach_the_model_and_are_stored(app, tmp_path):
     assert not app.exception
     [conv] = history_in(tmp_path).list_conversations()
     answer = history_in(tmp_path).messages(conv["id"])[-1]
-    assert answer.meta["params"] == {"max_tokens": 5, "temperature": 0.4, "top_p": None, "stop": [],
-                                     "system": "Answer briefly."}
+    assert answer.meta["params"] == {
+        "max_tokens": 5,
+        "temperature": 0.4,
+        "top_p": None,
+        "stop": [],
+        "system": "Answer briefly.",
+    }
     assert answer.meta["metrics"]["output_tokens"] == 5 and answer.meta["metrics"]["stop_reason"] == "max_tokens"
     assert answer.meta["provider"] == "replay"
     assert app.button(key="continue").label == "Continue"  # cut at max tokens: it can go on
@@ -111,12 +117,19 @@ def test_a_misconfigured_provider_says_what_to_fix_and_changes_nothing(monkeypat
     assert history_in(tmp_path).list_conversations() == []  # nothing stored for a request that could not start
 
 
-@pytest.mark.parametrize("failure, says", [
-    (ModuleNotFoundError("No module named 'response_streaming.providers.nothing'",
-                         name="response_streaming.providers.nothing"), "not part of this version"),
-    (ModuleNotFoundError("No module named 'boto3'", name="boto3"), "pip install 'response-streaming[all]'"),
-    (RuntimeError("secret token abc123 rejected"), "could not start (RuntimeError)"),
-])
+@pytest.mark.parametrize(
+    "failure, says",
+    [
+        (
+            ModuleNotFoundError(
+                "No module named 'response_streaming.providers.nothing'", name="response_streaming.providers.nothing"
+            ),
+            "not part of this version",
+        ),
+        (ModuleNotFoundError("No module named 'boto3'", name="boto3"), "pip install 'response-streaming[all]'"),
+        (RuntimeError("secret token abc123 rejected"), "could not start (RuntimeError)"),
+    ],
+)
 def test_a_provider_that_cannot_start_shows_one_safe_line(app, monkeypatch, failure, says):
     def broken(settings):
         raise failure
@@ -137,8 +150,12 @@ def seeded(tmp_path, turns: int) -> tuple[Store, str]:
     cid = store.create_conversation("A long chat")
     for i in range(turns):
         store.add_message(cid, "user", f"Question m{2 * i:03d}x: tell me **more**.")
-        store.add_message(cid, "assistant", f"Answer m{2 * i + 1:03d}x with `code` and [a link](https://example.com).",
-                          meta={"provider": "replay", "model": "replay", "metrics": {"output_tokens": 9}})
+        store.add_message(
+            cid,
+            "assistant",
+            f"Answer m{2 * i + 1:03d}x with `code` and [a link](https://example.com).",
+            meta={"provider": "replay", "model": "replay", "metrics": {"output_tokens": 9}},
+        )
     return store, cid
 
 
@@ -147,7 +164,7 @@ def chat_texts(at) -> list[str]:
 
 
 def test_a_long_conversation_shows_its_latest_messages_and_loads_earlier_ones_on_request(app, tmp_path):
-    store, cid = seeded(tmp_path, 50)
+    _, cid = seeded(tmp_path, 50)
     app.query_params["c"] = cid
     app.run()
     shown = chat_texts(app)
