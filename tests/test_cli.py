@@ -47,3 +47,59 @@ def test_missing_model_file_is_a_one_line_error(tmp_path):
     out = run("ask", "hi", env={"RS_MODEL_PATH": str(tmp_path / "missing.gguf")})
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [f"error: Model file not found: {tmp_path / 'missing.gguf'}. Set RS_MODEL_PATH to an existing .gguf file."]
+
+
+def test_version_and_no_command():
+    from response_streaming import __version__
+
+    assert run("--version").stdout.strip() == f"response-streaming {__version__}"
+    bare = run()
+    assert bare.returncode == 0 and "usage: response-streaming" in bare.stdout
+    assert all(cmd in bare.stdout for cmd in ("app", "ask", "prepare", "serve"))
+
+
+def test_unknown_options_are_refused_outside_app():
+    out = run("ask", "hi", "--provider", "replay", "--server.port", "1")
+    assert out.returncode == 2 and "unrecognized arguments: --server.port 1" in out.stderr
+
+
+def test_app_serves_the_page_with_its_packaged_settings_from_any_directory(tmp_path):
+    """`app` from a directory without project files: the packaged .streamlit/config.toml applies
+    (loopback only), and options it doesn't know reach Streamlit (here a base URL path)."""
+    import os
+    import urllib.request
+
+    from conftest import free_port, wait_http
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")} | {"RS_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([EXE, "app", "--port", str(port), "--server.baseUrlPath", "chat"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/chat/_stcore/health", proc=proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/chat/") as page:
+            assert page.status == 200 and b"<div id=\"root\">" in page.read()
+    finally:
+        proc.terminate()
+        log = proc.communicate(timeout=20)[0]
+    assert f"URL: http://127.0.0.1:{port}/chat" in log and "Network URL" not in log, log
+
+
+def test_a_mistyped_streamlit_option_is_a_one_line_error():
+    out = run("app", "--server.prot", "9000")
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: No such option '--server.prot'") and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_checkout_and_the_installed_app_read_one_streamlit_config():
+    """`streamlit run streaming_app.py` and `make run` read .streamlit/config.toml at the root: the packaged file."""
+    import tomllib
+
+    from conftest import ROOT
+
+    from response_streaming.app import CONFIG
+
+    assert (ROOT / ".streamlit" / "config.toml").resolve() == CONFIG.resolve()
+    config = tomllib.loads(CONFIG.read_text())
+    assert config["server"]["address"] == "127.0.0.1" and config["browser"]["gatherUsageStats"] is False
+    assert config["client"]["toolbarMode"] == "minimal"

@@ -1,9 +1,11 @@
-"""`response-streaming`: ask a question in the terminal, prepare the model, or serve the HTTP API."""
+"""`response-streaming`: open the chat page, ask a question in the terminal, prepare the model, or serve the HTTP
+API."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from . import __version__
 from .config import Settings
 from .errors import ResponseStreamingError
 from .events import Message, Params
@@ -57,9 +59,25 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    from .app import run
+
+    return run(host=args.host, port=args.port, options=args.streamlit_options)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="response-streaming", description="Stream a language model's answer token by token.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="response-streaming",
+                                     description="Stream a language model's answer token by token.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # Defaults come from the page's packaged .streamlit/config.toml (127.0.0.1:8080), so that file
+    # stays the one place they are written; other Streamlit options (--theme.base dark) pass through.
+    app = sub.add_parser("app", help="open the chat page (Streamlit) in your browser", allow_abbrev=False,
+                         description="Serve the chat page. Other options go to Streamlit, e.g. --theme.base dark.")
+    app.add_argument("--port", type=int, help="port to listen on (default: 8080)")
+    app.add_argument("--host", help="address to listen on (default: 127.0.0.1, this machine only)")
+    app.set_defaults(func=cmd_app)
 
     def provider_options(p):
         p.add_argument("--provider", choices=NAMES, help="default: RS_PROVIDER or local")
@@ -88,7 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command is None:  # no command: say what there is, successfully
+        parser.print_help()
+        return 0
+    if unknown and args.command != "app":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.streamlit_options = unknown  # `app` hands options it doesn't know to Streamlit
     try:
         return args.func(args)
     except ResponseStreamingError as err:
