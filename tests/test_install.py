@@ -5,6 +5,7 @@ pip's cache (and the index) supply the dependencies, so llama.cpp is not rebuilt
 file `make model` assembled in ~/.cache/response-streaming is found by the installed copy too.
 Select with `-m install`, skip with `-m "not install"`.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from conftest import ROOT, free_port, wait_http
 
+from conftest import ROOT, free_port, wait_http
 from response_streaming import __version__
 from response_streaming.providers.replay import STORY
 
@@ -46,8 +47,11 @@ def installed(wheel, tmp_path_factory):
     empty.mkdir()
     # Nothing of the checkout may leak in: no PYTHONPATH (pip would take the checkout's egg-info for
     # an installed copy), no venv of ours, no RS_* settings.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME") and not k.startswith("RS_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME") and not k.startswith("RS_")
+    }
     env |= {"PATH": f"{venv / 'bin'}:{env.get('PATH', '')}", "RS_DATA_DIR": str(base / "data"), "RS_N_CTX": "2048"}
     sh(sys.executable, "-m", "venv", venv, env=env, cwd=empty)
     sh(venv / "bin" / "python", "-m", "pip", "install", "-q", f"{wheel}[all]", env=env, cwd=empty)
@@ -59,8 +63,11 @@ def test_the_wheel_carries_its_metadata_license_and_runtime_files(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         meta = z.read(f"response_streaming-{__version__}.dist-info/METADATA").decode()
-    assert {"response_streaming/app/streaming_app.py", "response_streaming/app/.streamlit/config.toml",
-            f"response_streaming-{__version__}.dist-info/licenses/LICENSE"} <= names
+    assert {
+        "response_streaming/app/streaming_app.py",
+        "response_streaming/app/.streamlit/config.toml",
+        f"response_streaming-{__version__}.dist-info/licenses/LICENSE",
+    } <= names
     assert "Summary: Stream a language model" in meta and "License-Expression: MIT" in meta
     assert "Project-URL: Homepage" in meta
     for extra in ("local", "app", "bedrock", "openai", "server", "postgres", "all"):
@@ -69,16 +76,19 @@ def test_the_wheel_carries_its_metadata_license_and_runtime_files(wheel):
 
 def test_the_installed_copy_is_the_one_that_runs(installed):
     bin_dir, env, empty = installed
-    where = sh(bin_dir / "python", "-c", "import response_streaming; print(response_streaming.__file__)",
-               env=env, cwd=empty)
+    where = sh(
+        bin_dir / "python", "-c", "import response_streaming; print(response_streaming.__file__)", env=env, cwd=empty
+    )
     assert Path(where.stdout.strip()).is_relative_to(bin_dir.parent)
     assert list(empty.iterdir()) == []
 
 
 def test_version(installed):
     bin_dir, env, empty = installed
-    assert sh(bin_dir / "response-streaming", "--version", env=env, cwd=empty).stdout.strip() == \
-        f"response-streaming {__version__}"
+    assert (
+        sh(bin_dir / "response-streaming", "--version", env=env, cwd=empty).stdout.strip()
+        == f"response-streaming {__version__}"
+    )
 
 
 def test_ask_on_the_replay_provider(installed):
@@ -89,8 +99,17 @@ def test_ask_on_the_replay_provider(installed):
 
 def test_ask_on_the_embedded_model(installed):
     bin_dir, env, empty = installed
-    out = sh(bin_dir / "response-streaming", "ask", "The capital of France is", "--max-tokens", "8", "--stats",
-             env=env, cwd=empty, timeout=300)
+    out = sh(
+        bin_dir / "response-streaming",
+        "ask",
+        "The capital of France is",
+        "--max-tokens",
+        "8",
+        "--stats",
+        env=env,
+        cwd=empty,
+        timeout=300,
+    )
     assert out.stdout.strip() and "[complete]" in out.stderr and "tokens/s" in out.stderr
 
 
@@ -98,9 +117,14 @@ def test_ask_on_the_embedded_model(installed):
 def test_app_serves_the_chat_page_to_chromium(installed, page):
     bin_dir, env, empty = installed
     port = free_port()
-    proc = subprocess.Popen([bin_dir / "response-streaming", "app", "--port", str(port)], cwd=empty,
-                            env=env | {"RS_PROVIDER": "replay"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        [bin_dir / "response-streaming", "app", "--port", str(port)],
+        cwd=empty,
+        env=env | {"RS_PROVIDER": "replay"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc=proc, timeout=120)
         requests: list[str] = []
@@ -116,6 +140,9 @@ def test_app_serves_the_chat_page_to_chromium(installed, page):
         log = proc.communicate(timeout=20)[0]
     # The packaged settings applied with no project files around: loopback only, no usage statistics.
     assert f"URL: http://127.0.0.1:{port}" in log and "Network URL" not in log, log
-    outside = [u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
-               and urlparse(u).hostname != "127.0.0.1"]
+    outside = [
+        u
+        for u in requests
+        if urlparse(u).scheme in ("http", "https", "ws", "wss") and urlparse(u).hostname != "127.0.0.1"
+    ]
     assert requests and outside == []

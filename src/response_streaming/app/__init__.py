@@ -4,6 +4,7 @@ Streamlit reads `.streamlit/config.toml` next to the page it runs (`streaming_ap
 project's settings (loopback address, port 8080, no usage statistics, quiet toolbar) come with the
 package and apply from any directory. Flags given here override them, as they do for `streamlit run`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,8 +36,9 @@ def run(host: str | None = None, port: int | None = None, options: list[str] | N
         raise ConfigError("Streamlit is not installed: pip install 'response-streaming[app]'.") from err
     try:
         # standalone_mode=False: Streamlit's CLI returns here instead of calling sys.exit itself.
-        streamlit_cli.main(args=streamlit_argv(host, port, options or []), prog_name="response-streaming app",
-                           standalone_mode=False)
+        streamlit_cli.main(
+            args=streamlit_argv(host, port, options or []), prog_name="response-streaming app", standalone_mode=False
+        )
     except click.ClickException as err:  # a mistyped Streamlit option; click's usage text would name `run`
         print(f"error: {err.format_message()} (Streamlit's options: `streamlit config show`)", file=sys.stderr)
         return err.exit_code
