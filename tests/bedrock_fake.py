@@ -11,6 +11,7 @@ streams: cut mid-frame, a frame with a damaged CRC, a mid-stream exception, a st
 
 Each request takes the next scripted reply; `fake.requests` records what arrived.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,11 +64,13 @@ def stream_reply(frames: list[bytes], ending: Ending = "complete", invoke: bool 
 
 
 def converse_frames(pieces, **kw) -> list[bytes]:
-    return list(wire.converse_stream_frames(_events(pieces, **kw)))
+    """Through the encoder `serve` uses, so the fake and the server send the same sequence."""
+    return list(wire.encode(wire.ConverseEncoder(), _events(pieces, **kw)))
 
 
 def invoke_frames(family: str, pieces, **kw) -> list[bytes]:
-    return list(wire.invoke_stream_frames(family, _events(pieces, **kw), model_id="fake", input_tokens=9))
+    encoder = wire.InvokeEncoder(wire.FAMILIES[family], model_id="fake", input_tokens=9)
+    return list(wire.encode(encoder, _events(pieces, **kw), input_tokens=9))
 
 
 def converse_reply(pieces, **kw) -> Reply:
@@ -80,8 +83,9 @@ def invoke_reply(family: str, pieces, **kw) -> Reply:
     return stream_reply(invoke_frames(family, pieces, **kw), invoke=True)
 
 
-def exception_reply(frames: list[bytes], kind: str, message: str = "Something failed mid-stream.",
-                    invoke: bool = False) -> Reply:
+def exception_reply(
+    frames: list[bytes], kind: str, message: str = "Something failed mid-stream.", invoke: bool = False
+) -> Reply:
     """`frames` (a started answer), then an exception event such as `throttlingException`."""
     return stream_reply([*frames, exception_frame(kind, message)], invoke=invoke)
 
@@ -95,12 +99,12 @@ def error_reply(error_type: str, message: str) -> Reply:
 def corrupt(frame: bytes) -> bytes:
     """The frame with one payload byte flipped: its message CRC no longer matches."""
     i = len(frame) - 6
-    return frame[:i] + bytes([frame[i] ^ 0x20]) + frame[i + 1:]
+    return frame[:i] + bytes([frame[i] ^ 0x20]) + frame[i + 1 :]
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args):  # keep test output clean
         pass
@@ -117,7 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {"_raw": raw.decode("utf-8", "replace")}
         fake = self.server.fake
-        fake.requests.append(Request("POST", path, model_id, api, {k.lower(): v for k, v in self.headers.items()}, body))
+        fake.requests.append(
+            Request("POST", path, model_id, api, {k.lower(): v for k, v in self.headers.items()}, body)
+        )
         reply = fake.next_reply()
         self._send(reply)
 
@@ -148,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    fake: "FakeBedrock"
+    fake: FakeBedrock
 
     def handle_error(self, request, client_address):
         pass  # a client hanging up mid-stream (a Stop) is expected here, not a failure
@@ -164,7 +170,7 @@ class FakeBedrock:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def push(self, *replies: Reply) -> "FakeBedrock":
+    def push(self, *replies: Reply) -> FakeBedrock:
         self.script.extend(replies)
         return self
 
@@ -173,7 +179,7 @@ class FakeBedrock:
             return self.script.popleft()
         return error_reply("InternalServerException", "The fake Bedrock has no scripted reply left for this request.")
 
-    def start(self) -> "FakeBedrock":
+    def start(self) -> FakeBedrock:
         self._thread.start()
         return self
 
@@ -182,7 +188,7 @@ class FakeBedrock:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeBedrock":
+    def __enter__(self) -> FakeBedrock:
         return self.start()
 
     def __exit__(self, *exc) -> None:

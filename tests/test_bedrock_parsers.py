@@ -9,6 +9,13 @@ from response_streaming.events import Finish, Message, Params, TextDelta, Usage
 from response_streaming.providers import bedrock as b
 from response_streaming.providers import bedrock_catalog as cat
 from response_streaming.wire import bedrock as wire
+from response_streaming.wire.bedrock import FAMILIES, converse, family_of, invoke
+from response_streaming.wire.bedrock.common import normalise_stop, turns
+
+
+def family_name(model_id: str) -> str | None:
+    family = family_of(model_id)
+    return family.name if family else None
 
 CHAT = [Message("user", "Hi"), Message("assistant", "Hello!"), Message("user", "Tell me a joke")]
 
@@ -16,16 +23,16 @@ CHAT = [Message("user", "Hi"), Message("assistant", "Hello!"), Message("user", "
 def test_turns_merge_same_role_and_drop_leading_and_trailing_assistant():
     msgs = [Message("assistant", "welcome"), Message("user", "a"), Message("user", "b"),
             Message("assistant", ""), Message("assistant", "x"), Message("user", "c"), Message("assistant", "tail")]
-    assert b.turns(msgs) == [("user", "a\n\nb"), ("assistant", "x"), ("user", "c")]
+    assert turns(msgs) == [("user", "a\n\nb"), ("assistant", "x"), ("user", "c")]
 
 
 def test_turns_refuse_an_empty_prompt():
     with pytest.raises(BadRequest):
-        b.turns([Message("user", "  ")])
+        turns([Message("user", "  ")])
 
 
 def test_converse_request_carries_every_parameter():
-    req = b.converse_request("us.amazon.nova-lite-v1:0", CHAT,
+    req = converse.request("us.amazon.nova-lite-v1:0", CHAT,
                              Params(max_tokens=64, temperature=0.2, top_p=0.9, stop=("END",), system=" Be brief. "))
     assert req == {
         "modelId": "us.amazon.nova-lite-v1:0",
@@ -38,7 +45,7 @@ def test_converse_request_carries_every_parameter():
 
 
 def test_converse_request_leaves_provider_defaults_out():
-    req = b.converse_request("m", [Message("user", "x")], Params(max_tokens=5))
+    req = converse.request("m", [Message("user", "x")], Params(max_tokens=5))
     assert req["inferenceConfig"] == {"maxTokens": 5}
     assert "system" not in req
 
@@ -52,22 +59,22 @@ def test_converse_request_leaves_provider_defaults_out():
     ("cohere", {"prompt", "max_tokens", "temperature", "stop_sequences", "stream"}),
 ])
 def test_invoke_bodies_use_each_familys_own_keys(family, keys):
-    body = b.invoke_body(family, CHAT, Params(max_tokens=32, temperature=0.5, stop=("END",), system="Sys"))
+    body = FAMILIES[family].request_body(CHAT, Params(max_tokens=32, temperature=0.5, stop=("END",), system="Sys"))
     assert set(body) == keys
     flat = repr(body)
     assert "Tell me a joke" in flat and "Hello!" in flat and "Sys" in flat
 
 
 def test_llama_and_mistral_prompts_follow_their_templates():
-    llama = b.invoke_body("meta", CHAT, Params(system="Sys"))["prompt"]
+    llama = FAMILIES["meta"].request_body(CHAT, Params(system="Sys"))["prompt"]
     assert llama.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nSys<|eot_id|>")
     assert llama.endswith("<|start_header_id|>user<|end_header_id|>\n\nTell me a joke<|eot_id|>"
                           "<|start_header_id|>assistant<|end_header_id|>\n\n")
-    mistral = b.invoke_body("mistral", CHAT, Params(system="Sys"))["prompt"]
+    mistral = FAMILIES["mistral"].request_body(CHAT, Params(system="Sys"))["prompt"]
     assert mistral == "<s>[INST] Sys\n\nHi [/INST] Hello!</s>[INST] Tell me a joke [/INST]"
-    nova = b.invoke_body("nova", CHAT, Params(max_tokens=7, top_p=0.5))
+    nova = FAMILIES["nova"].request_body(CHAT, Params(max_tokens=7, top_p=0.5))
     assert nova["inferenceConfig"] == {"max_new_tokens": 7, "top_p": 0.5}
-    assert b.invoke_body("titan", CHAT, Params())["inputText"].endswith("User: Tell me a joke\nBot:")
+    assert FAMILIES["titan"].request_body(CHAT, Params())["inputText"].endswith("User: Tell me a joke\nBot:")
 
 
 def test_converse_events_pass_text_then_usage_and_finish():
@@ -77,14 +84,14 @@ def test_converse_events_pass_text_then_usage_and_finish():
            {"contentBlockStop": {"contentBlockIndex": 0}},
            {"messageStop": {"stopReason": "guardrail_intervened"}},
            {"metadata": {"usage": {"inputTokens": 4, "outputTokens": 2, "totalTokens": 6}, "metrics": {"latencyMs": 77}}}]
-    assert list(b.converse_events(raw)) == [TextDelta("Hel"), TextDelta("lo"), Usage(4, 2),
+    assert list(converse.events(raw)) == [TextDelta("Hel"), TextDelta("lo"), Usage(4, 2),
                                             Finish("content_filtered", latency_ms=77)]
 
 
 def test_converse_events_without_message_stop_have_no_finish():
     raw = [{"messageStart": {"role": "assistant"}}, {"contentBlockDelta": {"delta": {"text": "Hel"}, "contentBlockIndex": 0}},
            {"metadata": {"usage": {"inputTokens": 4, "outputTokens": 2, "totalTokens": 6}, "metrics": {"latencyMs": 1}}}]
-    assert list(b.converse_events(raw)) == [TextDelta("Hel")]
+    assert list(converse.events(raw)) == [TextDelta("Hel")]
 
 
 def test_native_events_read_what_wire_encodes_for_every_family():
@@ -96,9 +103,9 @@ def test_native_events_read_what_wire_encodes_for_every_family():
     events = [TextDelta("Hi"), TextDelta(" there"), Usage(5, 2), Finish("max_tokens", latency_ms=33)]
     for family in wire.FAMILIES:
         buf = EventStreamBuffer()
-        buf.add_data(b"".join(wire.invoke_stream_frames(family, events, input_tokens=5)))
+        buf.add_data(b"".join(wire.encode(wire.InvokeEncoder(FAMILIES[family], input_tokens=5), events, input_tokens=5)))
         chunks = [json.loads(base64.b64decode(json.loads(m.payload)["bytes"])) for m in buf]
-        assert list(b.native_events(family, chunks)) == events, family
+        assert list(invoke.events(FAMILIES[family], chunks)) == events, family
 
 
 @pytest.mark.parametrize("family, chunks, expected", [
@@ -123,7 +130,7 @@ def test_native_events_read_what_wire_encodes_for_every_family():
      [TextDelta("A")]),  # no messageStop: incomplete, no Finish
 ])
 def test_native_chunks_in_shapes_wire_does_not_produce(family, chunks, expected):
-    assert list(b.native_events(family, chunks)) == expected
+    assert list(invoke.events(FAMILIES[family], chunks)) == expected
 
 
 @pytest.mark.parametrize("raw, ours", [("end_turn", "end_turn"), ("stop", "end_turn"), ("length", "max_tokens"),
@@ -131,22 +138,22 @@ def test_native_chunks_in_shapes_wire_does_not_produce(family, chunks, expected)
                                        ("STOP_CRITERIA_MET", "stop_sequence"), ("ERROR_TOXIC", "content_filtered"),
                                        ("tool_use", "other"), (None, "other")])
 def test_stop_reasons_normalised(raw, ours):
-    assert b.normalise_stop(raw) == ours
+    assert normalise_stop(raw) == ours
 
 
 def test_catalogue_families_prefixes_and_default():
-    assert cat.family_of("us.anthropic.claude-haiku-4-5-20251001-v1:0") == "anthropic"
-    assert cat.family_of("eu.meta.llama3-2-3b-instruct-v1:0") == "meta"
-    assert cat.family_of("apac.amazon.nova-lite-v1:0") == "nova"
-    assert cat.family_of("global.anthropic.claude-sonnet-4-5-20250929-v1:0") == "anthropic"
-    assert cat.family_of("arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-text-express-v1") == "titan"
-    assert cat.family_of("mistral.mistral-7b-instruct-v0:2") == "mistral"
-    assert cat.family_of("cohere.command-light-text-v14") == "cohere"
-    assert cat.family_of("amazon.titan-embed-text-v2:0") is None
-    assert cat.family_of("ai21.jamba-1-5-mini-v1:0") is None
+    assert family_of("us.anthropic.claude-haiku-4-5-20251001-v1:0").name == "anthropic"
+    assert family_of("eu.meta.llama3-2-3b-instruct-v1:0").name == "meta"
+    assert family_of("apac.amazon.nova-lite-v1:0").name == "nova"
+    assert family_of("global.anthropic.claude-sonnet-4-5-20250929-v1:0").name == "anthropic"
+    assert family_of("arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-text-express-v1").name == "titan"
+    assert family_of("mistral.mistral-7b-instruct-v0:2").name == "mistral"
+    assert family_of("cohere.command-light-text-v14").name == "cohere"
+    assert family_name("amazon.titan-embed-text-v2:0") is None
+    assert family_name("ai21.jamba-1-5-mini-v1:0") is None
     assert cat.check_model("") == cat.DEFAULT_MODEL
-    assert cat.info(cat.DEFAULT_MODEL).family == cat.family_of(cat.DEFAULT_MODEL)
-    assert all(m.family == cat.family_of(m.id) for m in cat.MODELS)
+    assert cat.info(cat.DEFAULT_MODEL).family == family_name(cat.DEFAULT_MODEL)
+    assert all(m.family == family_name(m.id) for m in cat.MODELS)
     assert cat.profile_id_for("anthropic.x", "eu-west-3") == "eu.anthropic.x"
     assert cat.profile_id_for("anthropic.x", "ap-northeast-1") == "apac.anthropic.x"
     assert cat.profile_id_for("us.anthropic.x", "eu-west-3") == "us.anthropic.x"

@@ -103,7 +103,7 @@ def test_aws_endpoint_env_variable_is_honoured(fake, monkeypatch):
 def test_invoke_stream_for_every_family(fake, family):
     fake.push(invoke_reply(family, PIECES, stop="max_tokens", usage=(9, 4), latency=250))
     provider = make_provider(settings(fake, model=MODELS[family], bedrock_api="invoke"))
-    assert provider.family == family
+    assert provider.family is not None and provider.family.name == family
     events = drain(provider, Params(max_tokens=4, temperature=0.1, system="Sys"))
     assert events == [*map(TextDelta, PIECES), Usage(9, 4), Finish("max_tokens", latency_ms=250)]
     [req] = fake.requests

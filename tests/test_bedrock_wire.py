@@ -48,7 +48,7 @@ EVENTS = [TextDelta("Hello"), TextDelta(", wörld ✓"), Usage(7, 3), Finish("ma
 
 @pytest.mark.parametrize("seed", range(5))
 def test_converse_stream_frames_parse_as_boto3_events(seed):
-    events = parse(b"".join(wire.converse_stream_frames(EVENTS)), "ConverseStream", seed)
+    events = parse(b"".join(wire.encode(wire.ConverseEncoder(), EVENTS)), "ConverseStream", seed)
     assert [next(iter(e)) for e in events] == ["messageStart", "contentBlockDelta", "contentBlockDelta",
                                                 "contentBlockStop", "messageStop", "metadata"]
     assert events[0]["messageStart"] == {"role": "assistant"}
@@ -59,13 +59,13 @@ def test_converse_stream_frames_parse_as_boto3_events(seed):
 
 
 def test_converse_without_finish_sends_no_message_stop():
-    events = parse(b"".join(wire.converse_stream_frames([TextDelta("half")])), "ConverseStream")
+    events = parse(b"".join(wire.encode(wire.ConverseEncoder(), [TextDelta("half")])), "ConverseStream")
     assert [next(iter(e)) for e in events] == ["messageStart", "contentBlockDelta"]
 
 
 @pytest.mark.parametrize("family", wire.FAMILIES)
 def test_invoke_chunks_carry_native_json_and_invocation_metrics(family):
-    data = b"".join(wire.invoke_stream_frames(family, EVENTS, model_id="m", input_tokens=7))
+    data = b"".join(wire.encode(wire.InvokeEncoder(wire.FAMILIES[family], "m", 7), EVENTS, input_tokens=7))
     chunks = [json.loads(e["chunk"]["bytes"]) for e in parse(data, "InvokeModelWithResponseStream")]
     last = chunks[-1]
     assert last["amazon-bedrock-invocationMetrics"]["inputTokenCount"] == 7

@@ -10,10 +10,12 @@ from openai._streaming import SSEDecoder
 
 from response_streaming.errors import BadRequest
 from response_streaming.events import Message, Params
-from response_streaming.server.bedrock_api import parse_converse, parse_invoke, prompt_to_messages
+from response_streaming.server.bedrock_api import parse_converse, parse_invoke
 from response_streaming.server.events_api import parse_stream_request
 from response_streaming.server.openai_api import parse_chat_request
 from response_streaming.wire import sse
+from response_streaming.wire.bedrock import FAMILIES
+from response_streaming.wire.bedrock.common import prompt_to_messages
 
 DEFAULT = Params(max_tokens=77, temperature=0.3, top_p=None, system="be brief")
 PIECES = ["Hé", "llo\n\n", "wörld ✓", " data: [DONE]", "\r\n", " 🎉", "\n"]
@@ -155,7 +157,7 @@ def test_prompt_templates_become_turns():
      ([Message("user", "Q")], Params(7, 0.3, 0.7, (), "be brief"))),
 ])
 def test_parse_invoke_native_bodies(model_id, body, expect):
-    from response_streaming.providers.bedrock_catalog import family_of
+    from response_streaming.wire.bedrock import family_of
     assert parse_invoke(family_of(model_id), model_id, body, DEFAULT) == expect
 
 
@@ -163,6 +165,6 @@ def test_parse_invoke_errors():
     with pytest.raises(BadRequest, match="Unknown model family for 'acme.x'"):
         parse_invoke(None, "acme.x", {}, DEFAULT)
     with pytest.raises(BadRequest, match="max_tokens is required"):
-        parse_invoke("anthropic", "anthropic.x", {"messages": [{"role": "user", "content": "Q"}]}, DEFAULT)
+        parse_invoke(FAMILIES["anthropic"], "anthropic.x", {"messages": [{"role": "user", "content": "Q"}]}, DEFAULT)
     with pytest.raises(BadRequest, match="needs a prompt string"):
-        parse_invoke("meta", "meta.x", {"inputs": "Q"}, DEFAULT)
+        parse_invoke(FAMILIES["meta"], "meta.x", {"inputs": "Q"}, DEFAULT)

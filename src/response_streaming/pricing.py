@@ -14,6 +14,8 @@ import math
 from datetime import date
 from typing import NamedTuple
 
+from .wire.bedrock import base_model_id
+
 PRICES_AS_OF = date(2025, 10, 20)
 
 
@@ -74,18 +76,6 @@ BEDROCK_PRICES: dict[str, Price] = {
     "openai.gpt-oss-20b-1:0": Price(0.07, 0.30),
     "openai.gpt-oss-120b-1:0": Price(0.15, 0.60),
 }
-
-_PROFILE_PREFIXES = ("us-gov.", "us.", "eu.", "apac.", "jp.", "au.", "ca.", "global.")
-
-
-def base_model_id(model: str) -> str:
-    """`us.anthropic.claude-...` (an inference profile) → `anthropic.claude-...`; an ARN → its last part."""
-    model = model.strip().rsplit("/", 1)[-1]
-    for prefix in _PROFILE_PREFIXES:
-        if model.startswith(prefix):
-            return model[len(prefix):]
-    return model
-
 
 def price_of(model: str) -> Price | None:
     base = base_model_id(model)

@@ -1,7 +1,7 @@
 """Amazon Bedrock through boto3: ConverseStream (any model) or InvokeModelWithResponseStream (native bodies).
 
-Pure parts (request bodies, event and chunk parsing, stop-reason and error mapping) are module
-functions tested with plain dicts. `BedrockProvider.stream` is the only I/O. Facts that shape it:
+Request bodies and event/chunk parsing are `wire.bedrock`'s (one module per format); here are the
+error mapping (pure, tested with plain dicts) and `BedrockProvider.stream`, the only I/O. Facts that shape it:
 - botocore retries the *initial* call (throttling, 5xx) with backoff; nothing retries an event
   stream once it runs. We add one thing: an exception event that arrives before any text is
   retried like an initial failure (nobody has seen anything yet). After the first piece of text
@@ -24,243 +24,9 @@ from typing import Iterable, Iterator, Sequence
 from ..config import Settings
 from ..errors import (AccessDenied, BadRequest, ConfigError, ModelNotFound, ProviderUnavailable, ResponseStreamingError,
                       StreamInterrupted, Throttled)
-from ..events import Event, Finish, Message, Params, StopReason, TextDelta, Usage
-from .bedrock_catalog import RETIRED, base_model_id, check_model, family_of, profile_id_for, retired_message
-
-# ---------------------------------------------------------------------------------------------
-# Requests
-# ---------------------------------------------------------------------------------------------
-
-
-def turns(messages: Sequence[Message]) -> list[tuple[str, str]]:
-    """(role, text) turns Bedrock accepts: starting with the user, alternating, ending with the user.
-
-    The history may hold two user turns in a row (an answer that failed with no text is not kept):
-    they are joined, because Converse rejects consecutive turns of one role.
-    """
-    out: list[tuple[str, str]] = []
-    for m in messages:
-        text = m.content.strip()
-        if not text or (not out and m.role != "user"):
-            continue
-        if out and out[-1][0] == m.role:
-            out[-1] = (m.role, out[-1][1] + "\n\n" + text)
-        else:
-            out.append((m.role, text))
-    while out and out[-1][0] != "user":
-        out.pop()
-    if not out:
-        raise BadRequest("The prompt is empty: type a question or some text to continue.")
-    return out
-
-
-def converse_request(model_id: str, messages: Sequence[Message], params: Params) -> dict:
-    """Keyword arguments for `client.converse_stream(...)`."""
-    config: dict = {"maxTokens": params.max_tokens}
-    if params.temperature is not None:
-        config["temperature"] = params.temperature
-    if params.top_p is not None:
-        config["topP"] = params.top_p
-    if params.stop:
-        config["stopSequences"] = list(params.stop)
-    req = {"modelId": model_id, "messages": [{"role": r, "content": [{"text": t}]} for r, t in turns(messages)],
-           "inferenceConfig": config}
-    if params.system.strip():
-        req["system"] = [{"text": params.system.strip()}]
-    return req
-
-
-def _transcript(messages: Sequence[Message], system: str, user: str, bot: str) -> str:
-    lines = [system.strip(), ""] if system.strip() else []
-    lines += [f"{user if r == 'user' else bot}: {t}" for r, t in turns(messages)]
-    return "\n".join(lines + [f"{bot}:"])
-
-
-def _llama3_prompt(messages: Sequence[Message], system: str) -> str:
-    parts = ["<|begin_of_text|>"]
-    if system.strip():
-        parts.append(f"<|start_header_id|>system<|end_header_id|>\n\n{system.strip()}<|eot_id|>")
-    parts += [f"<|start_header_id|>{r}<|end_header_id|>\n\n{t}<|eot_id|>" for r, t in turns(messages)]
-    parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
-    return "".join(parts)
-
-
-def _mistral_prompt(messages: Sequence[Message], system: str) -> str:
-    out, sys_text = "<s>", system.strip()
-    for r, t in turns(messages):
-        if r == "user":
-            out += f"[INST] {sys_text + chr(10) * 2 if sys_text else ''}{t} [/INST]"
-            sys_text = ""  # Mistral has no system role: it goes in front of the first instruction
-        else:
-            out += f" {t}</s>"
-    return out
-
-
-def invoke_body(family: str, messages: Sequence[Message], params: Params) -> dict:
-    """The native request body of InvokeModelWithResponseStream for a model family."""
-    p, stop, system = params, list(params.stop), params.system
-
-    def opt(**kv):  # leave out "provider default" values instead of sending null
-        return {k: v for k, v in kv.items() if v is not None and v != []}
-
-    if family == "anthropic":
-        return opt(anthropic_version="bedrock-2023-05-31", max_tokens=p.max_tokens,
-                   messages=[{"role": r, "content": [{"type": "text", "text": t}]} for r, t in turns(messages)],
-                   system=system.strip() or None, temperature=p.temperature, top_p=p.top_p, stop_sequences=stop)
-    if family == "nova":
-        return opt(schemaVersion="messages-v1",
-                   messages=[{"role": r, "content": [{"text": t}]} for r, t in turns(messages)],
-                   system=[{"text": system.strip()}] if system.strip() else None,
-                   inferenceConfig=opt(max_new_tokens=p.max_tokens, temperature=p.temperature, top_p=p.top_p,
-                                       stopSequences=stop))
-    if family == "meta":  # Llama on Bedrock takes no stop sequences
-        return opt(prompt=_llama3_prompt(messages, system), max_gen_len=p.max_tokens, temperature=p.temperature,
-                   top_p=p.top_p)
-    if family == "mistral":
-        return opt(prompt=_mistral_prompt(messages, system), max_tokens=p.max_tokens, temperature=p.temperature,
-                   top_p=p.top_p, stop=stop)
-    if family == "titan":
-        return {"inputText": _transcript(messages, system, "User", "Bot"),
-                "textGenerationConfig": opt(maxTokenCount=p.max_tokens, temperature=p.temperature, topP=p.top_p,
-                                            stopSequences=stop)}
-    if family == "cohere":
-        return opt(prompt=_transcript(messages, system, "User", "Chatbot"), max_tokens=p.max_tokens,
-                   temperature=p.temperature, p=p.top_p, stop_sequences=stop, stream=True)
-    raise ConfigError(f"No native request format for Bedrock model family {family!r}: use RS_BEDROCK_API=converse.")
-
-
-# ---------------------------------------------------------------------------------------------
-# Responses
-# ---------------------------------------------------------------------------------------------
-
-_STOP: dict[str, StopReason] = {
-    "end_turn": "end_turn", "stop": "end_turn", "finish": "end_turn", "complete": "end_turn",
-    "max_tokens": "max_tokens", "length": "max_tokens", "model_context_window_exceeded": "max_tokens",
-    "stop_sequence": "stop_sequence", "stop_criteria_met": "stop_sequence",
-    "content_filtered": "content_filtered", "guardrail_intervened": "content_filtered", "error_toxic": "content_filtered",
-}
-
-
-def normalise_stop(reason: str | None) -> StopReason:
-    """Any family's stop reason (end_turn, stop, length, FINISH, LENGTH, COMPLETE, ...) in our words."""
-    return _STOP.get((reason or "").lower(), "other")
-
-
-def converse_events(raw: Iterable[dict]) -> Iterator[Event]:
-    """ConverseStream events (as boto3 yields them) -> our events.
-
-    Text is passed on at once; usage and latency come from `metadata`, the stop reason from
-    `messageStop`. `Usage` and `Finish` are sent when the stream ends, and only if `messageStop`
-    came: without it the answer is incomplete.
-    """
-    reason: StopReason | None = None
-    usage: Usage | None = None
-    latency: int | None = None
-    for event in raw:
-        if "contentBlockDelta" in event:
-            text = event["contentBlockDelta"].get("delta", {}).get("text")
-            if text:
-                yield TextDelta(text)
-        elif "messageStop" in event:
-            reason = normalise_stop(event["messageStop"].get("stopReason"))
-        elif "metadata" in event:
-            u = event["metadata"].get("usage") or {}
-            usage = Usage(int(u.get("inputTokens", 0)), int(u.get("outputTokens", 0)))
-            latency = (event["metadata"].get("metrics") or {}).get("latencyMs")
-    if reason is None:
-        return
-    if usage is not None:
-        yield usage
-    yield Finish(reason, latency_ms=latency)
-
-
-@dataclass(frozen=True, slots=True)
-class NativeChunk:
-    """What one native JSON chunk says, whatever its family."""
-
-    text: str = ""
-    stop: str | None = None  # the family's own stop word, when this chunk carries it
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    done: bool = False  # the family's final chunk
-
-
-def parse_native_chunk(family: str, chunk: dict) -> NativeChunk:
-    """One decoded `chunk` payload of InvokeModelWithResponseStream, read in its family's format."""
-    c = chunk
-    if family == "anthropic":
-        kind = c.get("type")
-        if kind == "message_start":
-            return NativeChunk(input_tokens=(c.get("message", {}).get("usage") or {}).get("input_tokens"))
-        if kind == "content_block_delta":
-            return NativeChunk(text=(c.get("delta") or {}).get("text") or "")
-        if kind == "message_delta":
-            return NativeChunk(stop=(c.get("delta") or {}).get("stop_reason"),
-                               output_tokens=(c.get("usage") or {}).get("output_tokens"))
-        return NativeChunk(done=kind == "message_stop")
-    if family == "meta":
-        return NativeChunk(text=c.get("generation") or "", stop=c.get("stop_reason"),
-                           input_tokens=c.get("prompt_token_count"), output_tokens=c.get("generation_token_count"),
-                           done=c.get("stop_reason") is not None)
-    if family == "mistral":
-        # Text models send {"outputs": [...]}; chat-style ones (Mistral Large 24.07) {"choices": [...]}.
-        if c.get("outputs"):
-            out = c["outputs"][0]
-            text, stop = out.get("text") or "", out.get("stop_reason")
-        elif c.get("choices"):
-            out = c["choices"][0]
-            text = (out.get("message") or out.get("delta") or {}).get("content") or ""
-            stop = out.get("stop_reason") or out.get("finish_reason")
-        else:
-            text, stop = "", None
-        return NativeChunk(text=text, stop=stop, done=stop is not None)
-    if family == "titan":
-        stop = c.get("completionReason")
-        return NativeChunk(text=c.get("outputText") or "", stop=stop, input_tokens=c.get("inputTextTokenCount"),
-                           output_tokens=c.get("totalOutputTextTokenCount"), done=stop is not None)
-    if family == "nova":
-        if "contentBlockDelta" in c:
-            return NativeChunk(text=(c["contentBlockDelta"].get("delta") or {}).get("text") or "")
-        if "messageStop" in c:
-            return NativeChunk(stop=c["messageStop"].get("stopReason"), done=True)
-        if "metadata" in c:
-            u = c["metadata"].get("usage") or {}
-            return NativeChunk(input_tokens=u.get("inputTokens"), output_tokens=u.get("outputTokens"))
-        return NativeChunk()
-    if family == "cohere":
-        # Legacy Command: {"text", "is_finished"}; Command R adds "event_type" with the same keys.
-        finished = bool(c.get("is_finished"))
-        return NativeChunk(text="" if finished else c.get("text") or "", stop=c.get("finish_reason"), done=finished)
-    raise ConfigError(f"No native response format for Bedrock model family {family!r}: use RS_BEDROCK_API=converse.")
-
-
-def native_events(family: str, chunks: Iterable[dict]) -> Iterator[Event]:
-    """Decoded native chunks -> our events; usage preferably from `amazon-bedrock-invocationMetrics`.
-
-    `Usage` and `Finish` are sent when the stream ends, and only if the family's final chunk came.
-    """
-    stop: str | None = None
-    done = False
-    inp = out = latency = None
-    for chunk in chunks:
-        c = parse_native_chunk(family, chunk)
-        if c.text:
-            yield TextDelta(c.text)
-        stop = c.stop or stop
-        inp = c.input_tokens if c.input_tokens is not None else inp
-        out = c.output_tokens if c.output_tokens is not None else out
-        done = done or c.done
-        metrics = chunk.get("amazon-bedrock-invocationMetrics")
-        if metrics:  # Bedrock's own count beats the model's
-            inp = metrics.get("inputTokenCount", inp)
-            out = metrics.get("outputTokenCount", out)
-            latency = metrics.get("invocationLatency")
-    if not done:
-        return
-    if inp is not None or out is not None:
-        yield Usage(int(inp or 0), int(out or 0))
-    yield Finish(normalise_stop(stop), latency_ms=latency)
-
+from ..events import Event, Message, Params, TextDelta
+from ..wire.bedrock import base_model_id, converse, family_of, invoke
+from .bedrock_catalog import RETIRED, check_model, profile_id_for, retired_message
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -390,8 +156,8 @@ class BedrockProvider:
         self.settings = settings
         self.model = check_model(settings.model)
         self.api = settings.bedrock_api
-        self.family = family_of(self.model) or ""
-        if self.api == "invoke" and not self.family:
+        self.family = family_of(self.model)
+        if self.api == "invoke" and self.family is None:
             raise ConfigError(f"Cannot tell the native format of {self.model}: use RS_BEDROCK_API=converse, which "
                               "works for every model.")
         self._client = client  # injected in tests; otherwise made on first use (creation is slow)
@@ -424,16 +190,16 @@ class BedrockProvider:
         region = client.meta.region_name or ""
         endpoint = client.meta.endpoint_url
         try:
-            if self.api == "converse":
-                resp = client.converse_stream(**converse_request(self.model, messages, params))
-                raw = resp["stream"]
-                events = converse_events(raw)
-            else:
-                body = invoke_body(self.family, messages, params)
+            if self.api == "invoke" and self.family is not None:
+                body = self.family.request_body(messages, params)
                 resp = client.invoke_model_with_response_stream(modelId=self.model, body=json.dumps(body),
                                                                 contentType="application/json", accept="application/json")
                 raw = resp["body"]
-                events = native_events(self.family, (json.loads(e["chunk"]["bytes"]) for e in raw if "chunk" in e))
+                events = invoke.events(self.family, (json.loads(e["chunk"]["bytes"]) for e in raw if "chunk" in e))
+            else:
+                resp = client.converse_stream(**converse.request(self.model, messages, params))
+                raw = resp["stream"]
+                events = converse.events(raw)
         except bce.ClientError as err:
             error = err.response.get("Error", {})
             raise api_error(error.get("Code", "Unknown"), error.get("Message", ""), self.model, region, endpoint) from err

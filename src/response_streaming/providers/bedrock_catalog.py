@@ -2,7 +2,7 @@
 
 Bedrock model ids look like `amazon.nova-lite-v1:0`; a cross-region inference profile puts a
 geography in front (`us.`, `eu.`, `apac.`, `global.`, ...), and an ARN may wrap either. The family
-(the part before the first dot of the bare id) decides the native request and chunk format of
+(`wire.bedrock.family_of`) decides the native request and chunk format of
 InvokeModelWithResponseStream; ConverseStream works the same for all of them.
 
 The list is a guide, not a gate: an id that is not listed is still sent to Bedrock (new models
@@ -13,13 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ModelNotFound
+from ..wire.bedrock.common import PROFILE_PREFIXES, base_model_id
 
 # Amazon Nova Lite: current, cheap, fast, on-demand in the main regions, and usable without the
 # Anthropic use-case form or a Marketplace subscription, so a fresh account can call it at once.
 DEFAULT_MODEL = "amazon.nova-lite-v1:0"
 
-# Geography prefixes of system-defined cross-region inference profiles.
-PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,31 +62,6 @@ MODELS: tuple[ModelInfo, ...] = (
 RETIRED: dict[str, Retired] = {
     "cohere.command-text-v14": Retired("2025-08-12", DEFAULT_MODEL),
 }
-
-
-def base_model_id(model_id: str) -> str:
-    """The bare model id: without an ARN wrapper or a cross-region profile prefix."""
-    mid = model_id.strip()
-    if mid.startswith("arn:"):
-        # arn:aws:bedrock:<region>:<acct>:inference-profile/us.anthropic... or :foundation-model/<id>
-        mid = mid.rsplit("/", 1)[-1]
-    for prefix in PROFILE_PREFIXES:
-        if mid.startswith(prefix):
-            return mid[len(prefix):]
-    return mid
-
-
-def family_of(model_id: str) -> str | None:
-    """The native format family of a model id (see `wire.bedrock.FAMILIES`), or None if unknown."""
-    mid = base_model_id(model_id)
-    vendor = mid.split(".", 1)[0]
-    if vendor == "amazon":
-        if mid.startswith("amazon.nova"):
-            return "nova"
-        if mid.startswith("amazon.titan-text") or mid.startswith("amazon.titan-tg1"):
-            return "titan"
-        return None
-    return vendor if vendor in ("anthropic", "meta", "mistral", "cohere") else None
 
 
 def info(model_id: str) -> ModelInfo | None:

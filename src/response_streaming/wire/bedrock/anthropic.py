@@ -1,0 +1,114 @@
+"""Anthropic Claude's native Messages format on Bedrock (`anthropic_version: bedrock-2023-05-31`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import BadRequest
+from ...events import Message, Params
+from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, read_messages, turns
+
+
+def _text(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise BadRequest(f"{where} must be a string or a list of content blocks.")
+    texts = []
+    for i, block in enumerate(content):
+        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+            raise BadRequest(f"{where}[{i}]: only text blocks are supported, not {kind!r}.")
+        texts.append(block["text"])
+    return "".join(texts)
+
+
+class Anthropic(Family):
+    name = "anthropic"
+    # ours: end_turn, max_tokens, stop_sequence, content_filtered, other
+    stop_words = by_reason("end_turn", "max_tokens", "stop_sequence", "end_turn", "end_turn")
+
+    def request_body(self, messages: Sequence[Message], params: Params) -> dict:
+        p = params
+        return opt(
+            anthropic_version="bedrock-2023-05-31",
+            max_tokens=p.max_tokens,
+            messages=[{"role": r, "content": [{"type": "text", "text": t}]} for r, t in turns(messages)],
+            system=p.system.strip() or None,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            stop_sequences=list(p.stop),
+        )
+
+    def parse_chunk(self, chunk: dict) -> NativeChunk:
+        kind = chunk.get("type")
+        if kind == "message_start":
+            return NativeChunk(input_tokens=(chunk.get("message", {}).get("usage") or {}).get("input_tokens"))
+        if kind == "content_block_delta":
+            return NativeChunk(text=(chunk.get("delta") or {}).get("text") or "")
+        if kind == "message_delta":
+            return NativeChunk(
+                stop=(chunk.get("delta") or {}).get("stop_reason"),
+                output_tokens=(chunk.get("usage") or {}).get("output_tokens"),
+            )
+        return NativeChunk(done=kind == "message_stop")
+
+    def head_chunks(self, model_id: str, input_tokens: int) -> list[dict]:
+        message: dict = {
+            "id": "msg_bdrk_01",
+            "type": "message",
+            "role": "assistant",
+            "model": model_id,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+        }
+        return [
+            {"type": "message_start", "message": message},
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ]
+
+    def text_chunk(self, text: str, index: int, input_tokens: int | None) -> dict:
+        return {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+
+    def tail_chunks(self, stop: str, input_tokens: int, output_tokens: int, metrics: dict) -> list[dict]:
+        return [
+            {"type": "content_block_stop", "index": 0},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": output_tokens},
+            },
+            {"type": "message_stop", METRICS_KEY: metrics},
+        ]
+
+    def whole_body(self, text: str, stop: str, input_tokens: int, output_tokens: int, model_id: str) -> dict:
+        return {
+            "id": "msg_bdrk_01",
+            "type": "message",
+            "role": "assistant",
+            "model": model_id,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        }
+
+    def read_request(self, body: dict) -> RawRequest:
+        messages = read_messages(body.get("messages"), _text)
+        if body.get("max_tokens") is None:
+            raise BadRequest("max_tokens is required in an Anthropic messages body.")
+        return RawRequest(
+            messages,
+            _text(body.get("system") or "", "system"),
+            body.get("max_tokens"),
+            body.get("temperature"),
+            body.get("top_p"),
+            body.get("stop_sequences"),
+            stop_name="stop_sequences",
+        )
+
+
+FAMILY = Anthropic()

@@ -1,0 +1,231 @@
+"""What every Bedrock format shares: model ids, turns, stop words, and the `Family` every native format is.
+
+A family is one object that knows its model ids, its request body, its chunks and whole bodies (both
+ways: our client reads them, our server writes them) and how its request body reads back on the
+server. Each lives in its own module; `families.FAMILIES` is the table of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import BadRequest
+from ...events import Message, Params, StopReason
+
+# Geography prefixes of system-defined cross-region inference profiles.
+PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
+
+
+def base_model_id(model_id: str) -> str:
+    """The bare model id: without an ARN wrapper or a cross-region profile prefix.
+
+    `arn:aws:bedrock:<region>:<account>:inference-profile/us.anthropic...` and `...:foundation-model/<id>`
+    both end in the id; a profile id (`us.amazon.nova-lite-v1:0`) loses its geography.
+    """
+    mid = model_id.strip()
+    if mid.startswith("arn:"):
+        mid = mid.rsplit("/", 1)[-1]
+    for prefix in PROFILE_PREFIXES:
+        if mid.startswith(prefix):
+            return mid[len(prefix) :]
+    return mid
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests: our messages -> the turns Bedrock accepts; request bodies -> our messages
+# ---------------------------------------------------------------------------------------------
+
+
+def turns(messages: Sequence[Message]) -> list[tuple[str, str]]:
+    """(role, text) turns Bedrock accepts: starting with the user, alternating, ending with the user.
+
+    The history may hold two user turns in a row (an answer that failed with no text is not kept):
+    they are joined, because Converse rejects consecutive turns of one role.
+    """
+    out: list[tuple[str, str]] = []
+    for m in messages:
+        text = m.content.strip()
+        if not text or (not out and m.role != "user"):
+            continue
+        if out and out[-1][0] == m.role:
+            out[-1] = (m.role, out[-1][1] + "\n\n" + text)
+        else:
+            out.append((m.role, text))
+    while out and out[-1][0] != "user":
+        out.pop()
+    if not out:
+        raise BadRequest("The prompt is empty: type a question or some text to continue.")
+    return out
+
+
+def opt(**kv: Any) -> dict:
+    """Leave out "provider default" values instead of sending null."""
+    return {k: v for k, v in kv.items() if v is not None and v != []}
+
+
+def transcript(messages: Sequence[Message], system: str, user: str, bot: str) -> str:
+    """A plain `User: ... / Bot:` transcript, for text-completion families without a chat format."""
+    lines = [system.strip(), ""] if system.strip() else []
+    lines += [f"{user if r == 'user' else bot}: {t}" for r, t in turns(messages)]
+    return "\n".join([*lines, f"{bot}:"])
+
+
+def read_messages(raw: Any, text_of: Callable[[Any, str], str]) -> list[Message]:
+    """A `messages` list of {role, content} (Converse and Anthropic alike); `text_of` reads one content."""
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("messages must be a non-empty list.")
+    messages = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+            raise BadRequest(f"messages[{i}].role must be 'user' or 'assistant'.")
+        messages.append(Message(m["role"], text_of(m.get("content"), f"messages[{i}].content")))
+    return messages
+
+
+_LLAMA3 = re.compile(
+    r"<\|start_header_id\|>(\w+)<\|end_header_id\|>(.*?)(?=<\|eot_id\|>|<\|start_header_id\|>|$)", re.S
+)
+_INST = re.compile(r"\[INST\](.*?)\[/INST\](.*?)(?=\[INST\]|$)", re.S)
+_SYS = re.compile(r"<<SYS>>(.*?)<</SYS>>", re.S)
+
+
+def prompt_to_messages(prompt: str) -> tuple[list[Message], str]:
+    """A raw prompt (Llama 3 headers, Llama 2 / Mistral `[INST]`, or plain text) -> (messages, system).
+
+    Templated prompts are turned back into turns, because our providers apply their own format;
+    plain text is one user message.
+    """
+    if "<|start_header_id|>" in prompt:
+        found = [(role, text.strip()) for role, text in _LLAMA3.findall(prompt)]
+        system = "\n\n".join(t for r, t in found if r == "system")
+        return [Message(r, t) for r, t in found if r in ("user", "assistant") and t], system
+    if "[INST]" in prompt:
+        messages, system = [], ""
+        for user, answer in _INST.findall(prompt):
+            if (sys_block := _SYS.search(user)) is not None:
+                system = sys_block.group(1).strip()
+                user = _SYS.sub("", user)
+            messages.append(Message("user", user.strip()))
+            answer = answer.replace("</s>", "").replace("<s>", "").strip()
+            if answer:
+                messages.append(Message("assistant", answer))
+        return messages, system
+    return [Message("user", prompt.replace("<s>", "").strip())], ""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """A request body read by its format's field names, values not yet checked (the server checks them)."""
+
+    messages: list[Message]
+    system: str = ""
+    max_tokens: Any = None
+    temperature: Any = None
+    top_p: Any = None
+    stop: Any = None
+    prefix: str = ""  # where the numbers live, for messages that name the field ("inferenceConfig.")
+    stop_name: str = ""  # the stop sequences' field name; "" when the format has none
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses
+# ---------------------------------------------------------------------------------------------
+
+_STOP: dict[str, StopReason] = {
+    "end_turn": "end_turn",
+    "stop": "end_turn",
+    "finish": "end_turn",
+    "complete": "end_turn",
+    "max_tokens": "max_tokens",
+    "length": "max_tokens",
+    "model_context_window_exceeded": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "stop_criteria_met": "stop_sequence",
+    "content_filtered": "content_filtered",
+    "guardrail_intervened": "content_filtered",
+    "error_toxic": "content_filtered",
+}
+
+
+def normalise_stop(reason: str | None) -> StopReason:
+    """Any family's stop reason (end_turn, stop, length, FINISH, LENGTH, COMPLETE, ...) in our words."""
+    return _STOP.get((reason or "").lower(), "other")
+
+
+@dataclass(frozen=True, slots=True)
+class NativeChunk:
+    """What one native JSON chunk says, whatever its family."""
+
+    text: str = ""
+    stop: str | None = None  # the family's own stop word, when this chunk carries it
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    done: bool = False  # the family's final chunk
+
+
+def by_reason(end_turn: str, max_tokens: str, stop_sequence: str, content_filtered: str, other: str) -> dict[str, str]:
+    """A family's stop words for our stop reasons, in `events.StopReason`'s order."""
+    return {
+        "end_turn": end_turn,
+        "max_tokens": max_tokens,
+        "stop_sequence": stop_sequence,
+        "content_filtered": content_filtered,
+        "other": other,
+    }
+
+
+class Family:
+    """One native InvokeModel format. Subclasses set `name`, `stop_words` and the methods below.
+
+    Client side (our Bedrock provider): `matches`, `request_body`, `parse_chunk`.
+    Server side (`serve` and the tests' fake Bedrock): `head_chunks`, `text_chunk`, `tail_chunks`,
+    `whole_body`, `read_request`.
+    """
+
+    name: str
+    #: Our stop reasons (events.StopReason) in the family's own words.
+    stop_words: dict[str, str]
+
+    def matches(self, base_id: str) -> bool:
+        """Whether a bare model id (`base_model_id`) is in this family; by default its vendor prefix."""
+        return base_id.split(".", 1)[0] == self.name
+
+    def request_body(self, messages: Sequence[Message], params: Params) -> dict:
+        raise NotImplementedError
+
+    def parse_chunk(self, chunk: dict) -> NativeChunk:
+        raise NotImplementedError
+
+    def head_chunks(self, model_id: str, input_tokens: int) -> list[dict]:
+        """Chunks sent before any text."""
+        return []
+
+    def text_chunk(self, text: str, index: int, input_tokens: int | None) -> dict:
+        """The chunk carrying one piece of text (`index`: 0 for the first piece)."""
+        raise NotImplementedError
+
+    def tail_chunks(self, stop: str, input_tokens: int, output_tokens: int, metrics: dict) -> list[dict]:
+        """Chunks after the text (`stop` in the family's words); the last carries `metrics`."""
+        raise NotImplementedError
+
+    def whole_body(self, text: str, stop: str, input_tokens: int, output_tokens: int, model_id: str) -> dict:
+        """An InvokeModel (not streamed) response body."""
+        raise NotImplementedError
+
+    def read_request(self, body: dict) -> RawRequest:
+        """An InvokeModel request body (a JSON object) read back into messages and raw parameters."""
+        raise NotImplementedError
+
+
+def prompt_request(family: str, body: dict) -> tuple[list[Message], str]:
+    """The `prompt` string of a text-completion family's body, read back into (messages, system)."""
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise BadRequest(f"A {family} body needs a prompt string.")
+    return prompt_to_messages(prompt)
+
+
+METRICS_KEY = "amazon-bedrock-invocationMetrics"
