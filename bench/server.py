@@ -52,7 +52,7 @@ async def stream_chat(port: int, max_tokens: int, timeout: float) -> dict:
     out["start"] = start
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(b"POST /v1/chat/completions HTTP/1.0\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        writer.write(b"POST /v1/chat/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         out["status"] = int(head.split(b" ", 2)[1])

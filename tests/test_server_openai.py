@@ -137,7 +137,7 @@ def test_errors_in_openai_shape(start):
     def chunked():  # no Content-Length: the limit must hold on the bytes that arrive
         for _ in range(40):
             yield b"x" * 65536
-    big = httpx.post(f"{base}/v1/chat/completions", content=chunked())
+    big = httpx.post(f"{base}/v1/chat/completions", content=chunked(), headers={"content-type": "application/json"})
     assert big.status_code == 413 and "larger than" in big.json()["error"]["message"]
     missing = httpx.get(f"{base}/v1/nothing")
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"

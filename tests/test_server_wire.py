@@ -93,7 +93,7 @@ def test_parse_chat_request_maps_roles_parts_and_params():
     ({"messages": [{"role": "user", "content": "x"}], "temperature": 3}, "'temperature' must be between 0 and 2"),
     ({"messages": [{"role": "user", "content": "x"}], "max_tokens": "5"}, "'max_tokens' must be an integer"),
     ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "'n' must be 1"),
-    ({"messages": [{"role": "user", "content": "x"}], "stop": ["a", "b", "c", "d", "e"]}, "at most 4"),
+    ({"messages": [{"role": "user", "content": "x"}], "stop": ["a"] * 17}, "at most 16 are allowed (setting RS_MAX_STOP_SEQUENCES)"),
     ({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}, "Tools"),
 ])
 def test_parse_chat_request_says_what_is_wrong(body, words):
@@ -109,7 +109,7 @@ def test_parse_stream_request():
     assert params == Params(max_tokens=9, temperature=0.3, top_p=None, stop=("x",), system="be brief")
     for body, words in [({"messages": [{"role": "user", "content": "hi"}], "params": {"max_token": 1}}, "params.max_token is unknown"),
                         ({"messages": [{"role": "bot", "content": "hi"}]}, r"messages\[0\] must be"),
-                        ({"messages": [{"role": "user", "content": "hi"}], "params": {"top_p": 0}}, "top_p")]:
+                        ({"messages": [{"role": "user", "content": "hi"}], "params": {"top_p": 2}}, "top_p")]:
         with pytest.raises(BadRequest, match=words):
             parse_stream_request(body, DEFAULT)
 

@@ -55,7 +55,8 @@ def cmd_prepare(args) -> int:
 def cmd_serve(args) -> int:
     from .server import serve
 
-    serve(_settings(args), host=args.host, port=args.port)
+    serve(_settings(args), host=args.host, port=args.port, allow_no_keys=args.allow_no_keys,
+          certfile=args.ssl_certfile, keyfile=args.ssl_keyfile)
     return 0
 
 
@@ -101,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     provider_options(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--allow-no-keys", action="store_true",
+                       help="serve a non-loopback --host without RS_API_KEYS (anyone who reaches it can use it)")
+    serve.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

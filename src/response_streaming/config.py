@@ -63,6 +63,31 @@ class Settings(BaseSettings):
     replay_text: str = Field("", description="Text the replay provider streams; empty means a built-in story.")
     replay_rate: float = Field(0.0, ge=0, description="Tokens per second for replay; 0 means as fast as possible.")
 
+    # `serve`: who may call it (issue 10). Lists are comma-separated.
+    allowed_hosts: str = Field("", description="Host names `serve` answers to besides the loopback names "
+                               "(RS_ALLOWED_HOSTS, e.g. 'llm.example.com,10.0.0.5'); '*' allows any. Others get 403.")
+    allowed_origins: str = Field("", description="Browser origins allowed to call `serve` (RS_ALLOWED_ORIGINS, e.g. "
+                                 "'https://app.example.com'); they get CORS headers. Other origins get 403.")
+    api_keys: SecretStr = Field(SecretStr(""), description="Keys `serve` accepts as `Authorization: Bearer <key>` "
+                                "(RS_API_KEYS, comma-separated); empty means no key is asked for.")
+    aws_access_keys: SecretStr = Field(SecretStr(""), description="Key pairs `serve` accepts as AWS SigV4 signatures "
+                                       "(RS_AWS_ACCESS_KEYS, 'AKID:SECRET,...'), for Bedrock clients over plain HTTP.")
+
+    # `serve`: bounded work per request. Each error names its setting.
+    max_messages: int = Field(1000, ge=1, description="Most messages in one request (RS_MAX_MESSAGES).")
+    max_input_chars: int = Field(200_000, ge=1, description="Most characters of messages + system prompt in one "
+                                 "request, checked before any tokenization (RS_MAX_INPUT_CHARS).")
+    max_stop_sequences: int = Field(16, ge=0, description="Most stop sequences in one request (RS_MAX_STOP_SEQUENCES).")
+    max_stop_length: int = Field(100, ge=1, description="Longest stop sequence, in characters (RS_MAX_STOP_LENGTH).")
+    max_output_tokens: int = Field(8192, ge=1, description="Cap on a request's max_tokens (RS_MAX_OUTPUT_TOKENS); the "
+                                   "embedded model is also capped at its context window.")
+    max_upstream_streams: int = Field(32, ge=1, description="Concurrent streams `serve` opens to a remote provider "
+                                      "(bedrock, openai) before answering 429 (RS_MAX_UPSTREAM_STREAMS).")
+    body_timeout: float = Field(30.0, gt=0, description="Seconds a client may take to send a request body "
+                                "(RS_BODY_TIMEOUT); slower gets 408.")
+    header_timeout: float = Field(10.0, gt=0, description="Seconds a client may take to send request headers, and "
+                                  "that an idle keep-alive connection stays open (RS_HEADER_TIMEOUT).")
+
     def default_params(self) -> Params:
         return Params(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, system=self.system_prompt)
 

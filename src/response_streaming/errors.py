@@ -1,5 +1,6 @@
 """A small error hierarchy. Every message is written for the person using the app: it says what
 happened and what to do, and never contains a traceback or a secret."""
+
 from __future__ import annotations
 
 
@@ -34,10 +35,28 @@ class RequestTooLarge(BadRequest):
     status = 413
 
 
+class RequestTimeout(BadRequest):
+    """A request body slower to arrive than the server allows (server front end)."""
+
+    status = 408
+
+
+class UnsupportedMediaType(BadRequest):
+    """A request body that is not declared as JSON (server front end)."""
+
+    status = 415
+
+
 class AccessDenied(ResponseStreamingError):
     """Credentials missing, expired or without permission for this model."""
 
     status = 403
+
+
+class Unauthorized(AccessDenied):
+    """A server front end's API key or signature is missing or wrong."""
+
+    status = 401
 
 
 class ModelNotFound(ResponseStreamingError):
@@ -66,3 +85,8 @@ class StreamInterrupted(ResponseStreamingError):
     def __init__(self, message: str, partial_text: str = "") -> None:
         super().__init__(message)
         self.partial_text = partial_text
+
+
+# HTTP's own refusals: they keep their status in every API's error shape (e.g. Bedrock's, which has
+# no 401/405/408/413/415 error types of its own).
+HTTP_REFUSALS = (Unauthorized, MethodNotAllowed, RequestTimeout, RequestTooLarge, UnsupportedMediaType)

@@ -5,24 +5,74 @@ Routes: POST /v1/chat/completions, GET /v1/models (OpenAI); POST /model/{modelId
 /converse-stream, /invoke, /invoke-with-response-stream (Bedrock runtime); POST /v1/stream (our
 events as SSE); GET /health.
 """
+
 from __future__ import annotations
 
 import logging
 
 from ..config import Settings
+from ..errors import ConfigError
 from .app import create_app
 
-__all__ = ["create_app", "serve"]
+__all__ = ["check_exposure", "create_app", "serve"]
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+def check_exposure(settings: Settings, host: str, allow_no_keys: bool = False) -> str | None:
+    """Refuse (ConfigError, saying how to fix it) to listen on a non-loopback `host` without API keys,
+    unless `allow_no_keys`: then the warning to log. On every address, RS_ALLOWED_HOSTS must say which
+    Host names clients use, or every request would be refused."""
+    from .access import WILDCARDS, is_loopback, split_list
+
+    if is_loopback(host):
+        return None
+    warning = None
+    if not (settings.api_keys.get_secret_value() or settings.aws_access_keys.get_secret_value()):
+        if not allow_no_keys:
+            raise ConfigError(
+                f"--host {host} lets other machines call this server, and no API key is set. Set RS_API_KEYS (and "
+                'RS_AWS_ACCESS_KEYS for Bedrock clients on plain HTTP; see README "Security"), or pass '
+                "--allow-no-keys if every machine that can reach it may use it."
+            )
+        warning = f"serving on {host} without API keys (--allow-no-keys): anyone who can reach it can use it"
+    if host in WILDCARDS and not split_list(settings.allowed_hosts):
+        raise ConfigError(
+            f"--host {host} listens on every address, so the Host names clients use can't be known: "
+            "set RS_ALLOWED_HOSTS to them (e.g. RS_ALLOWED_HOSTS=llm.example.com,10.0.0.5), or '*'."
+        )
+    return warning
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    allow_no_keys: bool = False,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
     """Run the server until interrupted. The provider is loaded before the port opens."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    log = logging.getLogger("response_streaming.server")
+    if warning := check_exposure(settings, host, allow_no_keys):
+        log.warning(warning)
+    app = create_app(settings, bind_host=host)
     provider = app.state.rs.provider
-    logging.getLogger("response_streaming.server").info(
-        "serving provider=%s model=%s on http://%s:%d", provider.name, provider.model, host, port)
+    if bool(certfile) != bool(keyfile):
+        raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile.")
+    scheme = "https" if certfile else "http"
+    log.info("serving provider=%s model=%s on %s://%s:%d", provider.name, provider.model, scheme, host, port)
     # uvicorn's access log would be a second line per request; ours carries the metrics.
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="info",
+        timeout_keep_alive=int(settings.header_timeout),
+        h11_max_incomplete_event_size=16 * 1024,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,4 +1,5 @@
 """The FastAPI app: every API's routes, one provider behind them, errors in each API's own shape."""
+
 from __future__ import annotations
 
 import logging
@@ -12,27 +13,47 @@ from ..config import Settings, get_settings
 from ..errors import BadRequest, MethodNotAllowed, ModelNotFound, ResponseStreamingError
 from ..events import Provider
 from . import bedrock_api, events_api, openai_api
+from .access import Access, AccessPolicy
+from .generation import _fmt
 from .http import MAX_REQUEST_BYTES, Guard, api_of
+from .upstream import bound
+from .validate import Limits
 
 log = logging.getLogger("response_streaming.server")
 
-RENDERERS = {"openai": openai_api.error_response, "bedrock": bedrock_api.error_response,
-             "events": events_api.error_response}
+RENDERERS = {
+    "openai": openai_api.error_response,
+    "bedrock": bedrock_api.error_response,
+    "events": events_api.error_response,
+}
 
 
 def render_error(path: str, err: BaseException) -> Response:
     return RENDERERS[api_of(path)](err)
 
 
-def create_app(settings: Settings | None = None, provider: Provider | None = None,
-               max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    provider: Provider | None = None,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+    bind_host: str = "127.0.0.1",
+) -> FastAPI:
     """The app for `settings` (default: the environment's), answering with `provider` (default: the
-    one the settings name, loaded now so that a bad model file fails at start, not at first request)."""
+    one the settings name, loaded now so that a bad model file fails at start, not at first request).
+    `bind_host` is the address the server listens on: bound to loopback, loopback Host names are served."""
     settings = settings or get_settings()
     if provider is None:
         from ..providers import make_provider
+
         provider = make_provider(settings)
-    state = SimpleNamespace(settings=settings, provider=provider, generations=set())
+    policy = AccessPolicy(settings, bind_host)
+    state = SimpleNamespace(
+        settings=settings,
+        provider=bound(provider, settings.max_upstream_streams),
+        generations=set(),
+        limits=Limits.from_settings(settings, provider.name),
+        policy=policy,
+    )
 
     # No /docs or /openapi.json: the routes read raw bodies, so the generated schema would say nothing.
     app = FastAPI(title="response-streaming", docs_url=None, redoc_url=None, openapi_url=None)
@@ -44,8 +65,9 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     @app.get("/health")
     async def health() -> JSONResponse:
         # `generations`: requests streaming or waiting for the model right now.
-        return JSONResponse({"status": "ok", "provider": provider.name, "model": provider.model,
-                             "generations": len(state.generations)})
+        return JSONResponse(
+            {"status": "ok", "provider": provider.name, "model": provider.model, "generations": len(state.generations)}
+        )
 
     @app.exception_handler(ResponseStreamingError)
     async def our_error(request: Request, err: ResponseStreamingError) -> Response:
@@ -56,8 +78,9 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     async def http_error(request: Request, err: HTTPException) -> Response:
         # Unknown paths and wrong methods, said in the caller's API's words.
         request.scope["rs.error"] = f"HTTP{err.status_code}"
+        mapped: ResponseStreamingError
         if err.status_code == 404:
-            mapped: ResponseStreamingError = ModelNotFound(f"No such endpoint: {request.method} {request.url.path}.")
+            mapped = ModelNotFound(f"No such endpoint: {request.method} {request.url.path}.")
         elif err.status_code == 405:
             mapped = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
         else:
@@ -66,9 +89,11 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> Response:
-        log.exception("unexpected error on %s", request.url.path)
+        log.exception("unexpected error on %s", _fmt(request.url.path))
         request.scope["rs.error"] = "internal"
         return render_error(request.url.path, err)
 
-    app.add_middleware(Guard, max_bytes=max_request_bytes, render=render_error)
+    # Added last = outermost: Guard bounds the body and logs every request, refused ones included.
+    app.add_middleware(Access, policy=policy, render=render_error)
+    app.add_middleware(Guard, max_bytes=max_request_bytes, render=render_error, body_timeout=settings.body_timeout)
     return app

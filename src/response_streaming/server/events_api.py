@@ -24,50 +24,29 @@ from ..recorder import Recorder
 from ..wire.sse import sse_json
 from .generation import INTERNAL, Generation, GenerationResponse
 from .http import read_json
+from .validate import DEFAULT_LIMITS, Limits, check_conversation, make_params, message_list, require_object, stop_list
 
-PARAM_TYPES = {"max_tokens": int, "temperature": (int, float), "top_p": (int, float), "system": str}
 
-
-def parse_stream_request(body, default: Params) -> tuple[list[Message], Params]:
+def parse_stream_request(body, default: Params, limits: Limits = DEFAULT_LIMITS) -> tuple[list[Message], Params]:
     """Pure: our request body -> (messages, params), or `BadRequest` naming the field."""
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("'messages' must be a non-empty list of {role, content} objects.")
+    body = require_object(body)
     messages = []
-    for i, m in enumerate(raw):
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
+    for i, m in enumerate(message_list(body.get("messages"), "'messages'", limits)):
+        if not (isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)):
             raise BadRequest(f"messages[{i}] must be {{\"role\": \"user\" or \"assistant\", \"content\": a string}}.")
         messages.append(Message(m["role"], m["content"]))
-    if messages[-1].role != "user" or not messages[-1].content.strip():
-        raise BadRequest("The last message must be a non-empty 'user' message.")
-    given = body.get("params") or {}
-    if not isinstance(given, dict):
-        raise BadRequest("'params' must be an object.")
-    values = {}
-    for key, value in given.items():
-        if key == "stop":
-            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-                raise BadRequest("params.stop must be a list of strings.")
-            values["stop"] = tuple(s for s in value if s)
-        elif key in PARAM_TYPES:
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, PARAM_TYPES[key]):
-                raise BadRequest(f"params.{key} has the wrong type.")
-            values[key] = value
-        else:
-            raise BadRequest(f"params.{key} is unknown: use max_tokens, temperature, top_p, stop or system.")
-    if values.get("max_tokens", 1) < 1:
-        raise BadRequest("params.max_tokens must be at least 1.")
-    if not 0 <= values.get("temperature", 0) <= 2:
-        raise BadRequest("params.temperature must be between 0 and 2.")
-    if not 0 < values.get("top_p", 1) <= 1:
-        raise BadRequest("params.top_p must be above 0 and at most 1.")
-    merged = {"max_tokens": default.max_tokens, "temperature": default.temperature, "top_p": default.top_p,
-              "stop": default.stop, "system": default.system, **values}
-    return messages, Params(**merged)
+    given = require_object(body.get("params") or {}, "'params'")
+    unknown = sorted(set(given) - {"max_tokens", "temperature", "top_p", "stop", "system"})
+    if unknown:
+        raise BadRequest(f"params.{unknown[0]} is unknown: use max_tokens, temperature, top_p, stop or system.")
+    system = given.get("system")
+    if system is not None and not isinstance(system, str):
+        raise BadRequest("params.system must be a string.")
+    params = make_params(default, limits, max_tokens=given.get("max_tokens"), temperature=given.get("temperature"),
+                         top_p=given.get("top_p"),
+                         stop=stop_list(given["stop"], "params.stop", limits) if "stop" in given else default.stop,
+                         system=system or "", names={k: f"params.{k}" for k in ("max_tokens", "temperature", "top_p")})
+    return check_conversation(messages, params, limits), params
 
 
 def error_response(err: BaseException) -> JSONResponse:
@@ -105,7 +84,7 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/stream")
     async def stream(request: Request) -> Response:
-        messages, params = parse_stream_request(await read_json(request), state.settings.default_params())
+        messages, params = parse_stream_request(await read_json(request), state.settings.default_params(), state.limits)
         gen = Generation(state.provider, messages, params, state.generations)
         return GenerationResponse(gen, EventsWire(), True, {"api": "events", "path": request.url.path})
 

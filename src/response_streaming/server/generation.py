@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -247,6 +248,16 @@ def write_log(fields: dict, gen: Generation | None, outcome: str, status: int, s
     log.log(level, " ".join(f"{k}={_fmt(v)}" for k, v in line.items()))
 
 
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029"\\]')
+
+
+def _escape(match: re.Match) -> str:
+    ch = match.group()
+    return "\\" + ch if ch in '"\\' else f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+
 def _fmt(value) -> str:
-    text = "-" if value is None else str(value)
-    return f'"{text}"' if (" " in text or not text) else text
+    """One value of a log line. Control characters (CR, LF, ESC...), quotes and backslashes are
+    escaped, so a request path can't forge lines or colour the terminal."""
+    text = _UNSAFE.sub(_escape, "-" if value is None else str(value))
+    return f'"{text}"' if (" " in text or "=" in text or not text) else text

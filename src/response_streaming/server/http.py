@@ -1,38 +1,38 @@
-"""Request plumbing shared by every endpoint: JSON bodies, the size limit, the per-request log line."""
+"""Request plumbing shared by every endpoint: JSON bodies, the size and time limits, the per-request log line."""
 from __future__ import annotations
 
-import json
+import asyncio
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import BadRequest, RequestTooLarge, ResponseStreamingError
+from ..errors import RequestTimeout, RequestTooLarge, ResponseStreamingError
 from .generation import write_log
+from .validate import parse_json
 
 MAX_REQUEST_BYTES = 1 << 20  # 1 MiB: far more than any prompt the embedded model's context can hold
 
 
-async def read_json(request: Request):
+async def read_json(request: Request) -> Any:
     """The body as JSON, or `BadRequest` saying why not."""
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as err:
-        raise BadRequest(f"The request body is not valid JSON ({err}).") from None
+    return parse_json(await request.body())
 
 
 class Guard:
-    """ASGI middleware: refuses bodies over `max_bytes` (413), and writes the log line of every
-    request that does not write its own (generations log themselves, with their metrics).
+    """ASGI middleware: refuses bodies over `max_bytes` (413) or slower than `body_timeout` seconds
+    (408), and writes the log line of every request that does not write its own (generations log
+    themselves, with their metrics).
 
-    The limit is checked on `Content-Length` before anything is read, and again on the bytes that
-    really arrive (a chunked body has no length).
+    The size limit is checked on `Content-Length` before anything is read, and again on the bytes
+    that really arrive (a chunked body has no length). The time limit covers the whole body, so a
+    client trickling a byte a second can't hold a connection (and its request) open.
     """
 
-    def __init__(self, app, max_bytes: int, render: Callable[[str, ResponseStreamingError], Response]) -> None:
-        self.app, self.max_bytes, self.render = app, max_bytes, render
+    def __init__(self, app, max_bytes: int, render: Callable[[str, ResponseStreamingError], Response],
+                 body_timeout: float = 30.0) -> None:
+        self.app, self.max_bytes, self.render, self.body_timeout = app, max_bytes, render, body_timeout
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -46,12 +46,20 @@ class Guard:
                 status = message["status"]
             await send(message)
 
-        seen = 0
+        seen, body_done = 0, False
 
         async def counted_receive():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # after the body, the next message is the client leaving: no deadline
+                return await receive()
+            left = started + self.body_timeout - time.monotonic()
+            try:
+                message = await asyncio.wait_for(receive(), max(left, 0.001))
+            except asyncio.TimeoutError:
+                raise RequestTimeout(f"The request body took longer than {self.body_timeout:g} s to arrive "
+                                     "(setting RS_BODY_TIMEOUT).") from None
             seen += len(message.get("body", b""))
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if seen > self.max_bytes:
                 raise self.too_large()
             return message

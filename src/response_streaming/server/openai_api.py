@@ -5,6 +5,7 @@ or `BadRequest` with a message naming the field); the rest is thin glue. The ser
 configured provider's: any `model` name a client sends is accepted, so apps work unchanged, and
 responses name the model that really answered.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -19,8 +20,16 @@ from ..recorder import Recorder
 from ..wire import sse
 from .generation import Generation, GenerationResponse, failure
 from .http import read_json
-
-MAX_STOPS = 4  # OpenAI's own limit
+from .validate import (
+    DEFAULT_LIMITS,
+    Limits,
+    check_conversation,
+    make_params,
+    message_list,
+    number,
+    require_object,
+    stop_list,
+)
 
 
 @dataclass(frozen=True)
@@ -51,24 +60,10 @@ def _text_of(content, where: str) -> str:
     raise BadRequest(f"{where}.content must be a string or a list of text parts.")
 
 
-def _number(body: dict, key: str, lo: float, hi: float, integer: bool = False):
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise BadRequest(f"'{key}' must be {'an integer' if integer else 'a number'}.")
-    if not lo <= value <= hi:
-        raise BadRequest(f"'{key}' must be between {lo:g} and {hi:g}, not {value}.")
-    return value
-
-
-def parse_chat_request(body, default: Params) -> ChatRequest:
+def parse_chat_request(body, default: Params, limits: Limits = DEFAULT_LIMITS) -> ChatRequest:
     """An OpenAI chat-completions body -> our request. Unknown fields are ignored, as most servers do."""
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("'messages' must be a non-empty list of {role, content} objects.")
+    body = require_object(body)
+    raw = message_list(body.get("messages"), "'messages'", limits)
     system, messages = [], []
     for i, m in enumerate(raw):
         where = f"messages[{i}]"
@@ -81,21 +76,12 @@ def parse_chat_request(body, default: Params) -> ChatRequest:
             messages.append(Message(role, text))
         else:
             raise BadRequest(f"{where}.role {role!r} is not supported: use system, developer, user or assistant.")
-    if not messages or messages[-1].role != "user" or not messages[-1].content.strip():
-        raise BadRequest("The last message must be a non-empty 'user' message.")
     if body.get("tools") or body.get("functions"):
         raise BadRequest("Tools and function calling are not supported by this server.")
-    n = _number(body, "n", 1, 128, integer=True)
+    n = number(body.get("n"), "'n'", 1, 128, integer=True)
     if n not in (None, 1):
         raise BadRequest("'n' must be 1: this server returns one choice.")
-    max_tokens = _number(body, "max_completion_tokens", 1, 1 << 20, integer=True) or \
-        _number(body, "max_tokens", 1, 1 << 20, integer=True) or default.max_tokens
-    temperature = _number(body, "temperature", 0, 2)
-    top_p = _number(body, "top_p", 0, 1)
-    stop = body.get("stop")
-    stops = [stop] if isinstance(stop, str) else stop or []
-    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops) or len(stops) > MAX_STOPS:
-        raise BadRequest(f"'stop' must be a string or a list of at most {MAX_STOPS} strings.")
+    key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     stream = body.get("stream", False)
     if not isinstance(stream, bool) and stream is not None:
         raise BadRequest("'stream' must be true or false.")
@@ -105,10 +91,17 @@ def parse_chat_request(body, default: Params) -> ChatRequest:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise BadRequest("'model' must be a string.")
-    params = Params(max_tokens=max_tokens,
-                    temperature=default.temperature if temperature is None else float(temperature),
-                    top_p=default.top_p if top_p is None else float(top_p),
-                    stop=tuple(s for s in stops if s), system="\n\n".join(system) if system else default.system)
+    params = make_params(
+        default,
+        limits,
+        max_tokens=body.get(key),
+        temperature=body.get("temperature"),
+        top_p=body.get("top_p"),
+        stop=stop_list(body.get("stop"), "'stop'", limits, allow_string=True),
+        system="\n\n".join(system),
+        names={"max_tokens": f"'{key}'", "temperature": "'temperature'", "top_p": "'top_p'"},
+    )
+    messages = check_conversation(messages, params, limits)
     return ChatRequest(messages, params, bool(stream), bool(options.get("include_usage")), model or "")
 
 
@@ -151,8 +144,17 @@ class ChatWire:
         if err is not None:
             return error_response(err)
         m = rec.metrics
-        return JSONResponse(sse.completion(self.model, rec.text, m.stop_reason, m.input_tokens, m.output_tokens,
-                                           cid=self.chunks.id, created=self.chunks.created))
+        return JSONResponse(
+            sse.completion(
+                self.model,
+                rec.text,
+                m.stop_reason,
+                m.input_tokens,
+                m.output_tokens,
+                cid=self.chunks.id,
+                created=self.chunks.created,
+            )
+        )
 
 
 def router(state) -> APIRouter:
@@ -165,10 +167,9 @@ def router(state) -> APIRouter:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        req = parse_chat_request(await read_json(request), state.settings.default_params())
+        req = parse_chat_request(await read_json(request), state.settings.default_params(), state.limits)
         gen = Generation(state.provider, req.messages, req.params, state.generations)
         wire = ChatWire(state.provider.model, req.include_usage)
         return GenerationResponse(gen, wire, req.stream, {"api": "openai", "path": request.url.path})
 
     return api
-
