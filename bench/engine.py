@@ -1,215 +1,305 @@
-"""Benchmark 2: the embedded engine. Our `LocalProvider` against a bare llama.cpp loop, and the app's memory.
+"""Benchmark 2: the embedded engine, side by side with a bare batched llama.cpp loop and llama-cpp-python's server.
 
     .venv/bin/python bench/engine.py
 
-- Generation: tokens/s of `LocalProvider.stream` ÷ tokens/s of a bare `Llama.generate` loop, on the
-  same loaded model (same GGUF, threads, context, sampling and prompt tokens), at 128 and 2,000
-  tokens. Both are timed from the call to the last token, the prompt re-evaluated each time
-  (`llm.reset()`), ours and bare alternating. To make a base model really write 2,000 tokens, both
-  loops get the same logits processor that forbids end-of-generation tokens and every token that
-  spells "User" or "Assistant" (ours would otherwise stop at the transcript's next "User:" turn);
-  the processor costs both loops the same.
-- Prompt processing: tokens/s of `Llama.eval` on a long prompt.
-- Load time: a fresh process importing llama.cpp and loading the model, bare and through our
-  provider (file checks included), with the resident memory that leaves.
-- Memory: resident memory of the real app (`streamlit run streaming_app.py`, the embedded model)
-  after one browser session asked a question, and after ten sessions did (the model is loaded once).
+- Throughput: B = 1, 2, 4, 8 concurrent answers, each asked for `--tokens` tokens, for three engines
+  on the same GGUF, threads and sampling:
+  * ours: `LocalProvider.stream` from B threads (prompt building, the engine thread, per-sequence
+    sampling, UTF-8 decoding, stop matching, events), with as many slots as the largest B;
+  * bare: a plain loop over llama-cpp-python's low-level API: the B prompts in one decode, then one
+    `llama_decode` per step holding one token of each sequence, sampled by the same sampler chains,
+    nothing else (this machine's limit for batched decoding);
+  * server: `python -m llama_cpp.server` (the peer a user would otherwise run), B concurrent
+    streaming `/v1/chat/completions` clients.
+  Per-stream tokens/s = a stream's tokens ÷ (its last token − its request); aggregate = all tokens ÷
+  (last token of any − first request). Medians over `--runs` runs; engines alternate within a run.
+- Time to first token against history length (0, 1k, 3k tokens of earlier conversation), through
+  our provider: "cold" is a conversation no slot has seen (`Engine.forget()` first); "next turn" is
+  the same conversation's next question right after its previous answer, as a chat does it.
 """
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 
-from common import (BENCH, RESULTS, ROOT, bench_text, chromium, fmt, median, rss_mb, start_streamlit, stop_process,
-                    table, write_result)
+import httpx
+from common import RESULTS, bench_text, fmt, free_port, median, start_process, stop_process, table, write_result
 
 from response_streaming.config import Settings
-from response_streaming.events import Message, Params, Usage
+from response_streaming.events import Message, Params, TextDelta
 from response_streaming.providers import local
-from response_streaming.providers.local import LocalProvider, build_prompt
+from response_streaming.providers.local import LocalProvider
 
-PROMPT = "Write a long story about two cats that go on an adventure to the old lighthouse:"
-SAMPLING = dict(temp=local.DEFAULT_TEMPERATURE, top_p=local.DEFAULT_TOP_P, top_k=local.TOP_K,
-                repeat_penalty=local.REPEAT_PENALTY)
-
-
-def endless(llm):
-    """A logits processor that forbids ending: end-of-generation tokens and transcript speaker names."""
-    import numpy as np
-    from llama_cpp import LogitsProcessorList, llama_vocab_is_eog
-
-    vocab = llm._model.vocab  # no public EOG check; local.py uses the same
-    banned = [t for t in range(llm.n_vocab())
-              if llama_vocab_is_eog(vocab, t) or b"User" in llm.detokenize([t]) or b"Assistant" in llm.detokenize([t])]
-
-    def ban(input_ids, scores):
-        scores[banned] = -np.inf
-        return scores
-
-    return LogitsProcessorList([ban])
+PROMPTS = [f"Write a long story about {who} that go on an adventure to the old lighthouse:"
+           for who in ("two cats", "three dogs", "a fox and a crow", "two sailors", "a girl and her robot",
+                       "four mice", "an old horse", "two owls")]
+QUESTION = "Summarise what we talked about in one sentence."
 
 
-def ours_rate(provider: LocalProvider, n: int) -> tuple[float, int]:
-    provider.engine.llm.reset()
+def sampling(provider: LocalProvider) -> dict:
+    return {"temperature": local.DEFAULT_TEMPERATURE, "top_p": local.DEFAULT_TOP_P, "top_k": local.TOP_K,
+            "repeat_penalty": provider.loaded.repeat_penalty}
+
+
+def summarise(starts: list[float], stamps: list[list[float]]) -> dict:
+    counts = [len(s) for s in stamps]
+    per = [len(s) / (s[-1] - t0) for s, t0 in zip(stamps, starts) if s]
+    last = max(s[-1] for s in stamps if s)
+    return {"per_stream": median(per), "aggregate": sum(counts) / (last - min(starts)), "tokens": counts}
+
+
+# ---------------------------------------------------------------- ours
+
+def run_ours(provider: LocalProvider, b: int, n: int) -> dict:
+    starts, stamps = [0.0] * b, [[] for _ in range(b)]
+    s = sampling(provider)
+
+    def one(i: int) -> None:
+        starts[i] = time.perf_counter()
+        for e in provider.stream([Message("user", PROMPTS[i])], Params(max_tokens=n, temperature=s["temperature"],
+                                                                        top_p=s["top_p"])):
+            if isinstance(e, TextDelta):
+                stamps[i].append(time.perf_counter())
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(b)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return summarise(starts, stamps)
+
+
+# ---------------------------------------------------------------- bare batched loop
+
+class Bare:
+    """The least a batched llama.cpp loop can do: decode, sample, repeat. Same context shape as ours."""
+
+    def __init__(self, path: Path, n_ctx: int, threads: int, slots: int, samp: dict) -> None:
+        import llama_cpp as L
+
+        self.L = L
+        self.model = L.llama_model_load_from_file(str(path).encode(), L.llama_model_default_params())
+        cp = L.llama_context_default_params()
+        cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = n_ctx * slots, 512, 512, slots
+        cp.n_threads = cp.n_threads_batch = threads
+        cp.kv_unified, cp.swa_full, cp.no_perf = False, True, True
+        self.ctx = L.llama_init_from_model(self.model, cp)
+        self.vocab = L.llama_model_get_vocab(self.model)
+        self.mem = L.llama_get_memory(self.ctx)
+        self.batch = L.llama_batch_init(512, 0, 1)
+        self.samp = samp
+
+    def chain(self):
+        L, s = self.L, self.samp
+        c = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        L.llama_sampler_chain_add(c, L.llama_sampler_init_penalties(L.llama_vocab_n_tokens(self.vocab), 64,
+                                                                    s["repeat_penalty"], 0.0, 0.0))
+        L.llama_sampler_chain_add(c, L.llama_sampler_init_top_k(s["top_k"]))
+        L.llama_sampler_chain_add(c, L.llama_sampler_init_top_p(s["top_p"], 1))
+        L.llama_sampler_chain_add(c, L.llama_sampler_init_temp(s["temperature"]))
+        L.llama_sampler_chain_add(c, L.llama_sampler_init_dist(L.LLAMA_DEFAULT_SEED))
+        return c
+
+    def put(self, i, token, pos, seq, logits):
+        b = self.batch
+        b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, logits
+        b.seq_id[i][0] = seq
+
+    def run(self, prompts: list[list[int]], n: int) -> dict:
+        L = self.L
+        b = len(prompts)
+        L.llama_memory_clear(self.mem, True)
+        chains = [self.chain() for _ in range(b)]
+        starts = [time.perf_counter()] * b
+        stamps: list[list[float]] = [[] for _ in range(b)]
+        k, rows = 0, []
+        for seq, p in enumerate(prompts):  # all prompts in one decode (they are short)
+            for pos, t in enumerate(p):
+                self.put(k, t, pos, seq, pos == len(p) - 1)
+                k += 1
+            rows.append(k - 1)
+        self.batch.n_tokens = k
+        assert L.llama_decode(self.ctx, self.batch) == 0
+        pos = [len(p) for p in prompts]
+        for _ in range(n):
+            tokens = [L.llama_sampler_sample(chains[s], self.ctx, rows[s]) for s in range(b)]
+            now = time.perf_counter()
+            for s in range(b):
+                stamps[s].append(now)
+                self.put(s, tokens[s], pos[s], s, True)
+                pos[s] += 1
+            rows = list(range(b))
+            self.batch.n_tokens = b
+            assert L.llama_decode(self.ctx, self.batch) == 0
+        for c in chains:
+            L.llama_sampler_free(c)
+        return summarise(starts, stamps)
+
+
+# ---------------------------------------------------------------- llama-cpp-python's server
+
+def run_server(base: str, b: int, n: int, samp: dict) -> dict:
+    starts, stamps = [0.0] * b, [[] for _ in range(b)]
+
+    def one(i: int) -> None:
+        body = {"messages": [{"role": "user", "content": PROMPTS[i]}], "max_tokens": n, "stream": True, **samp}
+        starts[i] = time.perf_counter()
+        with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=600) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                    stamps[i].append(time.perf_counter())
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(b)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return summarise(starts, stamps)
+
+
+def start_server(path: Path, n_ctx: int, threads: int, log: Path):
+    port = free_port()
+    proc = start_process([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
+                          "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
+                          "--n_threads_batch", str(threads), "--verbose", "false",
+                          # Its default cancels a running answer when another request comes in; queue instead.
+                          "--interrupt_requests", "false"],
+                         {}, f"http://127.0.0.1:{port}/v1/models", log)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+# ---------------------------------------------------------------- time to first token
+
+def history(provider: LocalProvider, tokens: int) -> list[Message]:
+    """Earlier turns of about `tokens` tokens (bench text in user/assistant pairs)."""
+    paras = [p for p in bench_text().split("\n\n") if p.strip()]
+    msgs: list[Message] = []
+    count, i = 0, 0
+    while count < tokens:
+        text = paras[i % len(paras)]
+        msgs.append(Message("user" if len(msgs) % 2 == 0 else "assistant", text))
+        count += len(provider.engine.tokenize(text)) + 5
+        i += 1
+    if msgs and msgs[-1].role == "user":
+        msgs.append(Message("assistant", "I see."))
+    return msgs
+
+
+def ttft(provider: LocalProvider, msgs: list[Message]) -> float:
     start = time.perf_counter()
-    produced = 0
-    for event in provider.stream([Message("user", PROMPT)], Params(max_tokens=n)):
-        if isinstance(event, Usage):
-            produced = event.output_tokens
-    return produced / (time.perf_counter() - start), produced
-
-
-def bare_rate(llm, prompt_tokens: list[int], n: int, processor) -> tuple[float, int]:
-    llm.reset()
-    start = time.perf_counter()
-    produced = 0
-    gen = llm.generate(prompt_tokens, logits_processor=processor, **SAMPLING)
-    for _ in gen:
-        produced += 1
-        if produced >= n:
-            break
-    gen.close()
-    return produced / (time.perf_counter() - start), produced
-
-
-def generation(threads: int, lengths: list[int], runs: int, pp_tokens: int) -> tuple[list[list[str]], dict]:
-    provider = LocalProvider(Settings(provider="local", n_threads=threads))
-    llm = provider.engine.llm
-    processor = endless(llm)
-    # Ours calls `llm.generate(prompt, **sampling)`: hand it the same processor the bare loop gets.
-    llm.generate = functools.partial(type(llm).generate, llm, logits_processor=processor)
-    prompt_tokens = llm.tokenize(build_prompt([Message("user", PROMPT)]).encode(), add_bos=True)
-    rows, raw = [], {}
+    stream = provider.stream(msgs, Params(max_tokens=2, temperature=0.0))
     try:
-        for n in lengths:
-            ours, bare = [], []
-            for _ in range(runs):
-                ours.append(ours_rate(provider, n))
-                bare.append(bare_rate(llm, prompt_tokens, n, processor))
-            raw[n] = {"ours": ours, "bare": bare}
-            o, b = median(r for r, _ in ours), median(r for r, _ in bare)
-            # Best of the runs too: on a shared machine the fastest run is the one least disturbed.
-            ob, bb = max(r for r, _ in ours), max(r for r, _ in bare)
-            produced = sorted({p for _, p in ours + bare})
-            rows.append([fmt(n), fmt(o, 1), fmt(b, 1), fmt(o / b, 3), fmt(ob, 1), fmt(bb, 1), fmt(ob / bb, 3),
-                         ", ".join(map(str, produced))])
+        for e in stream:
+            if isinstance(e, TextDelta):
+                return time.perf_counter() - start
     finally:
-        del llm.generate
-    # Prompt processing: a long prompt evaluated in batches, nothing generated.
-    tokens = llm.tokenize(bench_text().encode(), add_bos=True)[:pp_tokens]
-    pp = []
-    for _ in range(runs):
-        llm.reset()
-        start = time.perf_counter()
-        llm.eval(tokens)
-        pp.append(len(tokens) / (time.perf_counter() - start))
-    raw["prompt_processing"] = pp
-    return rows, {"pp_tokens": len(tokens), "pp_rate": median(pp), "raw": raw}
+        stream.close()
+    return float("nan")
 
 
-LOAD = """
-import json, os, sys, time
-sys.path.insert(0, {bench!r})
-start = time.perf_counter()
-if {ours!r}:
-    from response_streaming.config import Settings
-    from response_streaming.providers.local import LocalProvider
-    provider = LocalProvider(Settings(provider="local", n_threads={threads}))  # kept: memory is measured below
-else:
-    from llama_cpp import Llama
-    llm = Llama(model_path={path!r}, n_ctx={n_ctx}, n_threads={threads}, n_threads_batch={threads},
-                verbose=False)  # kept: memory is measured below
-seconds = time.perf_counter() - start
-from common import rss_mb
-print(json.dumps({{"seconds": seconds, "rss_mb": rss_mb(os.getpid())}}))
-"""
-
-
-def load_times(threads: int, runs: int) -> list[list[str]]:
-    path = local.resolve_model_path(Settings())
-    rows = []
-    for ours in (False, True):
-        out = []
+def ttft_rows(provider: LocalProvider, lengths: list[int], runs: int) -> tuple[list[list[str]], dict]:
+    rows, raw = [], {}
+    engine = provider.engine
+    for n in lengths:
+        before = history(provider, n) if n else []
+        first = before + [Message("user", "What was the last thing I said about the lighthouse?")]
+        cold, warm, prompt = [], [], 0
         for _ in range(runs):
-            code = LOAD.format(bench=str(BENCH), ours=ours, threads=threads, path=str(path), n_ctx=Settings().n_ctx)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")}
-            done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                                  timeout=300, check=True)
-            out.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        rows.append(["ours (LocalProvider)" if ours else "bare (Llama)", fmt(median(r["seconds"] for r in out), 2),
-                     fmt(median(r["rss_mb"] for r in out), 0)])
-    return rows
+            engine.forget()
+            answer = "".join(e.text for e in provider.stream(first, Params(max_tokens=24, temperature=0.0))
+                             if isinstance(e, TextDelta))
+            turn = first + [Message("assistant", answer), Message("user", QUESTION)]
+            warm.append(ttft(provider, turn))  # the next turn, right after the previous answer
+            engine.forget()
+            cold.append(ttft(provider, turn))  # the same prompt, no slot has seen it
+            prompt = len(provider.loaded.format.fit(turn, provider.loaded.system, 10**9))
+        raw[n] = {"cold": cold, "next_turn": warm, "prompt_tokens": prompt}
+        rows.append([fmt(n), fmt(prompt), fmt(median(cold), 2), fmt(median(warm), 2)])
+    new = raw[lengths[0]]["cold"] if lengths and lengths[0] == 0 else None
+    if new:
+        for row, n in zip(rows, lengths):
+            row.append(fmt(median(raw[n]["next_turn"]) / median(new), 2))
+    return rows, raw
 
 
-def ask(page, url: str, prompt: str, timeout: float = 120) -> None:
-    page.goto(url)
-    page.get_by_role("heading", name="Response Streaming").wait_for(timeout=60_000)
-    page.locator("textarea").fill(prompt)
-    page.get_by_role("button", name="Go").click()
-    page.locator(".st-key-answer").last.wait_for(timeout=timeout * 1000)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and "▌" in page.locator(".st-key-answer").last.inner_text():
-        page.wait_for_timeout(100)
+# ---------------------------------------------------------------- main
 
-
-def sessions_memory(threads: int, sessions: int) -> list[list[str]]:
-    """Resident memory of the app with one browser session, then with `sessions` of them, all open."""
-    work = Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    env = {"RS_PROVIDER": "local", "RS_MAX_TOKENS": "16", "RS_N_THREADS": str(threads), "RS_DATA_DIR": str(work)}
-    proc, url = start_streamlit(ROOT / "streaming_app.py", env, work / "app.log")
+def throughput(model: str, args) -> tuple[list[list[str]], dict]:
+    settings = Settings(provider="local", local_model=model, n_ctx=args.n_ctx, n_threads=args.threads,
+                        local_parallel=max(args.batches), queue_size=0)
+    provider = LocalProvider(settings)
+    samp = sampling(provider)
+    prompts = [provider.loaded.format.fit([Message("user", p)], provider.loaded.system, 10**9) for p in PROMPTS]
+    bare = Bare(provider.engine.path, args.n_ctx, args.threads, max(args.batches), samp)
+    work = Path(args.out).parent
+    work.mkdir(parents=True, exist_ok=True)
+    proc, base = start_server(provider.engine.path, args.n_ctx, args.threads, work / f"llama-server-{model}.log")
+    raw: dict = {}
     try:
-        idle = rss_mb(proc.pid)
-        with chromium() as browser:
-            pages = []
-            for i in range(sessions):
-                pages.append(browser.new_context().new_page())
-                ask(pages[-1], url, f"Say hello to session {i + 1}:")
-                if i == 0:
-                    one = rss_mb(proc.pid)
-            time.sleep(1)
-            many = rss_mb(proc.pid)
+        # Warm-up: the first decode of each engine pays for page faults and buffer allocation.
+        run_server(base, 1, 4, samp)
+        run_ours(provider, 1, 4)
+        bare.run(prompts[:1], 4)
+        for b in args.batches:
+            raw[b] = {"ours": [], "bare": [], "server": []}
+            for _ in range(args.runs):
+                raw[b]["ours"].append(run_ours(provider, b, args.tokens))
+                raw[b]["bare"].append(bare.run(prompts[:b], args.tokens))
+                if b <= args.server_max_b:
+                    raw[b]["server"].append(run_server(base, b, args.tokens, samp))
     finally:
         stop_process(proc)
-        shutil.rmtree(work, ignore_errors=True)
-    return [["app started, no session", fmt(idle, 0), "–"], ["1 session, one answer", fmt(one, 0), "1.00"],
-            [f"{sessions} sessions open, one answer each", fmt(many, 0), fmt(many / one, 3)]]
+    rows = []
+    for b in args.batches:
+        m = {k: (median(r["per_stream"] for r in v), median(r["aggregate"] for r in v)) if v else (None, None)
+             for k, v in raw[b].items()}
+        one_bare = median(r["aggregate"] for r in raw[args.batches[0]]["bare"])
+        rows.append([model, str(b), fmt(m["ours"][0], 1), fmt(m["bare"][0], 1), fmt(m["server"][0], 1),
+                     fmt(m["ours"][1], 1), fmt(m["bare"][1], 1), fmt(m["server"][1], 1),
+                     fmt(m["ours"][1] / m["bare"][1], 2), fmt(m["bare"][1] / one_bare, 2),
+                     fmt(m["ours"][1] / m["server"][1], 2) if m["server"][1] else "–"])
+    return rows, raw
 
 
 def main(argv=None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tokens", default="128,2000", help="answer lengths, comma-separated")
+    ap.add_argument("--models", default="smollm2,gemma3", help="bundled models, comma-separated")
+    ap.add_argument("--batches", default="1,2,4,8", help="concurrent answers, comma-separated")
+    ap.add_argument("--tokens", type=int, default=128, help="tokens asked of each answer")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--history", default="0,1000,3000", help="history lengths (tokens) for time to first token")
+    ap.add_argument("--ttft-runs", type=int, default=3)
+    ap.add_argument("--server-max-b", type=int, default=8, help="largest B tried on llama_cpp.server (it serialises)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--pp-tokens", type=int, default=1024, help="prompt length for prompt processing")
-    ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--n-ctx", type=int, default=4096, help="context per slot")
     ap.add_argument("--out", type=Path, default=RESULTS / "engine.md")
     args = ap.parse_args(argv)
-    lengths = [int(x) for x in args.tokens.split(",")]
-    gen_rows, extra = generation(args.threads, lengths, args.runs, args.pp_tokens)
-    load_rows = load_times(args.threads, args.runs)
-    mem_rows = sessions_memory(args.threads, args.sessions)
-    args.out.with_suffix(".json").write_text(json.dumps({"generation": gen_rows, "load": load_rows, "memory": mem_rows,
-                                                         **extra}, indent=1))
+    args.batches = [int(x) for x in args.batches.split(",")]
+    lengths = [int(x) for x in args.history.split(",")]
+    tp_rows, ttft_all, raw = [], [], {}
+    for model in args.models.split(","):
+        rows, raw[model] = throughput(model, args)
+        tp_rows += rows
+        provider = LocalProvider(Settings(provider="local", local_model=model, n_ctx=args.n_ctx,
+                                          n_threads=args.threads, local_parallel=max(args.batches), queue_size=0))
+        t_rows, raw[f"{model}-ttft"] = ttft_rows(provider, lengths, args.ttft_runs)
+        ttft_all += [[model] + r for r in t_rows]
+    args.out.with_suffix(".json").write_text(json.dumps({"throughput": tp_rows, "ttft": ttft_all, "raw": raw}, indent=1,
+                                                        default=str))
     body = "\n\n".join([
-        f"Generation, {args.threads} threads, medians of {args.runs} alternating runs (call → last token, prompt included):",
-        table(["tokens", "ours tokens/s (median)", "bare tokens/s (median)", "ours ÷ bare (medians)", "ours best",
-               "bare best", "ours ÷ bare (bests)", "tokens produced"], gen_rows),
-        f"Prompt processing (bare `Llama.eval`, {extra['pp_tokens']:,}-token prompt): **{fmt(extra['pp_rate'], 0)} tokens/s**.",
-        "Load time in a fresh process (imports + model load, file in the page cache), and the memory it leaves:",
-        table(["", "load s", "resident MB"], load_rows),
-        "Resident memory of the app server (`streaming_app.py`, embedded model loaded once per process):",
-        table(["", "resident MB", "÷ 1 session"], mem_rows),
+        f"Throughput, {args.threads} threads, {args.tokens} tokens asked of each answer, medians of {args.runs} runs "
+        "(tokens/s; ours and bare decode B sequences per step, the server one request at a time):",
+        table(["model", "B", "ours per stream", "bare per stream", "server per stream", "ours aggregate",
+               "bare aggregate", "server aggregate", "ours ÷ bare", "bare ÷ bare B=1", "ours ÷ server"], tp_rows),
+        f"Time to first token through our provider (seconds, medians of {args.ttft_runs}), against the history "
+        "before the question; the last column is the next turn ÷ a new conversation's cold TTFT:",
+        table(["model", "history tokens", "prompt tokens", "cold", "next turn (prefix reused)", "next turn ÷ new"],
+              ttft_all),
     ])
     command = "python bench/engine.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    return write_result("engine", "Embedded engine: ours vs a bare llama.cpp loop", command.strip(), body, args.out)
+    return write_result("engine", "Embedded engine: ours vs a bare batched loop vs llama_cpp.server", command.strip(),
+                        body, args.out)
 
 
 if __name__ == "__main__":

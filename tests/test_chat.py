@@ -232,13 +232,13 @@ def test_a_stopped_answer_frees_the_local_model(store, local_provider):
                       "Write a long story about two cats that go on an adventure:")
     stream = background(turn)
     got = [p for p, _ in zip((p for p in stream if p is not None), range(3))]
-    assert len(got) == 3 and engine.lock.locked()
+    assert len(got) == 3 and engine.busy()
     turn.stop(shown=3)
     stream.close()
     deadline = time.monotonic() + 30  # the worker closes the stream after the token it is computing
-    while (engine.lock.locked() or store.busy(cid)) and time.monotonic() < deadline:
+    while (engine.busy() or store.busy(cid)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not engine.lock.locked() and not store.busy(cid)
+    assert not engine.busy() and not store.busy(cid)
     answer = store.messages(cid)[-1]
     assert answer.status == "stopped" and answer.content == "".join(got)
     # The model answers the next request at once.

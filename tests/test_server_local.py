@@ -93,12 +93,12 @@ def test_disconnect_stops_generation_and_frees_the_model(api_server, local_setti
     with httpx.stream("POST", f"{base}/v1/chat/completions", json={**prompt, "stream": True}, timeout=60) as r:
         lines = (ln for ln in r.iter_lines() if ln.startswith("data: "))
         next(lines), next(lines)  # the role chunk and the first token: generation is under way
-        assert local_provider.engine.lock.locked()
+        assert local_provider.engine.busy()
     live = app.state.rs.generations
     wait_for(lambda: live and all(g.stopping for g in list(live)))  # the server saw the client leave
     tap.gate.set()  # let the model go on: the generation must stop at the very next token
     wait_for(lambda: tap.runs[0]["closed"])
-    assert wait_for(lambda: not local_provider.engine.lock.locked())
+    assert wait_for(lambda: not local_provider.engine.busy())
     assert tap.runs[0]["events"] == 2  # the first token, and the one in flight when it resumed
     line = wait_for(lambda: server_lines(caplog))[0]
     assert "outcome=stopped" in line and "provider=local" in line and "status=499" in line
@@ -114,8 +114,8 @@ def test_full_queue_answers_429_and_throttling_exception(api_server, local_setti
     from response_streaming.events import Message, Params
     from response_streaming.providers.local import LocalProvider
 
-    # Same model file and context as the session's provider (so the same engine), but no waiting room.
-    provider = LocalProvider(Settings(**{**local_settings.model_dump(), "queue_size": 0}))
+    # The same model with one slot and no waiting room: one generation under way fills it.
+    provider = LocalProvider(Settings(**{**local_settings.model_dump(), "queue_size": 0, "local_parallel": 1}))
     base = api_server(create_app(local_settings, provider))
     holder = provider.stream([Message("user", "Tell a long story.")], Params(max_tokens=100))
     next(holder)  # a generation under way: the model is busy
@@ -131,7 +131,7 @@ def test_full_queue_answers_429_and_throttling_exception(api_server, local_setti
         assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
     finally:
         holder.close()
-    assert not provider.engine.lock.locked()
+    assert not provider.engine.busy()
     done = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).chat.completions.create(
         model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
     assert done.usage.completion_tokens >= 1

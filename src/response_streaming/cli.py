@@ -45,10 +45,15 @@ def cmd_ask(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from .providers.local import resolve_model_path
+    from .providers.local import BUNDLED, resolve_model_path
 
-    path = resolve_model_path(Settings(), progress=True)
-    print(f"Model ready: {path}")
+    settings = Settings()
+    if settings.model_path:
+        print(f"Model ready: {resolve_model_path(settings, progress=True)}")
+        return 0
+    for name in BUNDLED:  # every bundled model, so switching in the sidebar needs no wait
+        path = resolve_model_path(settings.model_copy(update={"local_model": name, "model": ""}), progress=True)
+        print(f"Model ready ({name}): {path}")
     return 0
 
 
@@ -95,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--stats", action="store_true", help="print time to first token and tokens/s to stderr")
     ask.set_defaults(func=cmd_ask)
 
-    prep = sub.add_parser("prepare", help="assemble and verify the bundled model file")
+    prep = sub.add_parser("prepare", help="assemble and verify the bundled model files")
     prep.set_defaults(func=cmd_prepare)
 
     serve = sub.add_parser("serve", help="HTTP API: OpenAI chat completions, Bedrock runtime, SSE")

@@ -35,11 +35,13 @@ class Settings(BaseSettings):
     system_prompt: str = Field("", description="System prompt sent with every conversation.")
 
     # Embedded model (llama.cpp).
-    model_path: Path | None = Field(None, description="A GGUF file; empty means the bundled Gemma 3 270M.")
+    local_model: str = Field("smollm2", description="Bundled model: smollm2 (chat, default) or gemma3 (base); see README.")
+    model_path: Path | None = Field(None, description="A GGUF file instead of a bundled model.")
     cache_dir: Path = Field(Path.home() / ".cache" / "response-streaming", description="Where the bundled GGUF is assembled.")
     n_ctx: int = Field(4096, ge=256, description="Context window of the embedded model, in tokens.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp; empty means all cores.")
-    queue_size: int = Field(8, ge=0, description="Requests that may wait for the embedded model before 'busy'.")
+    local_parallel: int = Field(4, ge=1, le=64, description="Answers the embedded model writes at once (batched slots).")
+    queue_size: int = Field(8, ge=0, description="Requests that may wait for a slot of the embedded model before 'busy'.")
 
     # Storage.
     data_dir: Path = Field(Path.home() / ".local" / "share" / "response-streaming", description="Where the SQLite history lives.")

@@ -115,7 +115,16 @@ def _model_field(provider: str, settings: Settings) -> str:
         return st.text_input("Model", value=default, key="model-openai", on_change="ignore",
                              placeholder="the server's model name", help=f"Served at {settings.openai_base_url}") or ""
     if provider == "local":
-        st.caption(f"Embedded model: {settings.model_path.name if settings.model_path else 'Gemma 3 270M (bundled)'}")
+        if settings.model_path:
+            st.caption(f"Embedded model: {settings.model_path.name}")
+            return default
+        from ..providers.local.models import bundled_choices  # the table only: no llama.cpp import
+
+        labels = dict(bundled_choices())
+        start = default if default in labels else settings.local_model
+        return st.selectbox("Model", list(labels), index=list(labels).index(start) if start in labels else 0,
+                            key="model-local", format_func=labels.get, on_change="ignore",
+                            help="Bundled with the app; RS_MODEL_PATH loads another GGUF file instead.") or ""
     return default
 
 
