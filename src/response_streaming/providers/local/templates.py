@@ -11,13 +11,14 @@
 - Fitting a long conversation into the context tokenizes each message once and drops the oldest turns
   by arithmetic on those counts, then renders the kept ones: linear in the conversation's length.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Callable, Sequence
 
 from ...errors import BadRequest
 from ...events import Message
@@ -66,7 +67,7 @@ def check_template(source: str) -> bool:
 
 def render_chat(source: str, messages: Sequence[Message], system: str, bos: str, eos: str, cut: bool = True) -> str:
     """The template rendered with a hole for each content: "\\x00i\\x00" stands for message i."""
-    turns = ([{"role": "system", "content": _HOLE.format(len(messages))}] if system.strip() else [])
+    turns = [{"role": "system", "content": _HOLE.format(len(messages))}] if system.strip() else []
     turns += [{"role": m.role, "content": _HOLE.format(i)} for i, m in enumerate(messages)]
     continuing = bool(messages) and messages[-1].role == "assistant"
     text = _compile(source).render(messages=turns, add_generation_prompt=not continuing, bos_token=bos, eos_token=eos)
@@ -162,7 +163,7 @@ class PromptFormat:
         while True:
             while total > room and len(msgs) - start > 1:
                 step = 2 if len(msgs) - start > 2 else 1
-                total -= sum(sizes[start:start + step]) + step * markup
+                total -= sum(sizes[start : start + step]) + step * markup
                 start += step
             tokens = self.tokens(msgs[start:], system, cache, offset=start)
             if len(tokens) <= room or len(msgs) - start == 1:
@@ -215,14 +216,14 @@ class StopMatcher:
         if found:
             self.matched = found.group()
             self.held = ""
-            return buf[:found.start()], True
+            return buf[: found.start()], True
         keep = 0
         if buf and buf[-1] in self._prefixes:
-            tail = buf[-(self._longest - 1):] if self._longest > 1 else ""
+            tail = buf[-(self._longest - 1) :] if self._longest > 1 else ""
             for p in self._prefixes[buf[-1]]:
                 if len(p) > keep and tail.endswith(p):
                     keep = len(p)
-        self.held = buf[len(buf) - keep:] if keep else ""
+        self.held = buf[len(buf) - keep :] if keep else ""
         return buf[: len(buf) - keep], False
 
     def flush(self) -> str:
