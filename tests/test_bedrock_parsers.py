@@ -192,8 +192,8 @@ def test_api_errors_become_actionable_messages(code, aws, kind, words):
 
 
 def test_in_stream_errors_keep_the_partial_only_after_text():
-    after = b.in_stream_error("throttlingException", "slow down", "partial text")
-    assert isinstance(after, StreamInterrupted) and after.partial_text == "partial text"
-    before = b.in_stream_error("throttlingException", "slow down", "", "m", "us-east-1")
+    after = b.in_stream_error("throttlingException", "slow down", True)
+    assert isinstance(after, StreamInterrupted) and "partial answer is kept" in str(after)
+    before = b.in_stream_error("throttlingException", "slow down", False, "m", "us-east-1")
     assert isinstance(before, Throttled)
-    assert isinstance(b.in_stream_error("validationException", "bad", ""), BadRequest)
+    assert isinstance(b.in_stream_error("validationException", "bad", False), BadRequest)

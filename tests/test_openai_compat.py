@@ -1,7 +1,7 @@
 """The OpenAI-compatible provider: against llama-cpp-python's own OpenAI server (a real server we did
-not write) on the bundled GGUF, plus its SSE decoder over real and hand-written bytes split at
-random points, plus a tiny scripted server for the answers llama.cpp's server never gives
-(Ollama's and vLLM's 404 bodies, 429, 5xx, broken streams)."""
+not write) on the bundled GGUF, plus a tiny scripted server for what llama.cpp's server never sends:
+its real bytes and hand-written ones split at random points, gzip and deflate event streams (as a
+proxy may send them), Ollama's and vLLM's 404 bodies, 429, 5xx, broken streams."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -21,7 +22,7 @@ from response_streaming.errors import (AccessDenied, BadRequest, ConfigError, Mo
                                        StreamInterrupted, Throttled)
 from response_streaming.events import Finish, Message, Params, TextDelta, Usage
 from response_streaming.providers import make_provider
-from response_streaming.providers.openai_compat import SSEDecoder, chat_events, chat_request, http_error
+from response_streaming.providers.openai_compat import chat_events, chat_request, http_error
 from response_streaming.recorder import Recorder
 
 KEY = "test-key-123"
@@ -121,17 +122,20 @@ def test_stopping_early_closes_the_response(llama_server):
     assert Recorder(p.stream(ASK, SMALL)).run().status == "complete"
 
 
-def test_real_sse_bytes_split_anywhere_give_the_same_answer(llama_server):
+def test_real_sse_bytes_split_anywhere_give_the_same_answer(llama_server, scripted):
     body = chat_request("m", ASK, SMALL)
     with httpx.stream("POST", f"{llama_server}/v1/chat/completions", json=body,
                       headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as resp:
         assert resp.status_code == 200
         raw = b"".join(resp.iter_raw())
     assert b"data: " in raw and b"[DONE]" in raw
-    whole = list(chat_events(SSEDecoder().feed(raw)))
-    assert isinstance(whole[-1], Finish)
-    for seed in range(20):
-        assert list(chat_events(feed_split(raw, seed))) == whole
+    replies, url = scripted
+    replies.append((200, [raw], "complete"))
+    whole = list(scripted_provider(url).stream(ASK, SMALL))
+    assert isinstance(whole[-1], Finish) and any(isinstance(e, TextDelta) for e in whole)
+    for seed in range(10):
+        replies.append((200, split(raw, seed), "complete"))
+        assert list(scripted_provider(url).stream(ASK, SMALL)) == whole, seed
 
 
 def test_cli_with_openai_provider(llama_server):
@@ -145,15 +149,13 @@ def test_cli_with_openai_provider(llama_server):
     assert "[complete]" in out.stderr
 
 
-# --- SSE decoding, pure ---------------------------------------------------------------------------
+# --- Event streams, through a loopback server -------------------------------------------------------
 
-def feed_split(raw: bytes, seed: int) -> list[str]:
+def split(raw: bytes, seed: int) -> list[bytes]:
+    """`raw` cut at random points: each part goes out as its own HTTP chunk."""
     rnd = random.Random(seed)
     cuts = sorted(rnd.sample(range(1, len(raw)), min(len(raw) - 1, rnd.randint(1, 40))))
-    dec, out = SSEDecoder(), []
-    for a, b in zip([0, *cuts], [*cuts, len(raw)]):
-        out += dec.feed(raw[a:b])
-    return out
+    return [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
 
 
 def chunk(content=None, finish=None, usage=None, choices=True) -> dict:
@@ -173,23 +175,48 @@ OPENAI_STYLE = (
     + b"data: [DONE]\r\n\r\n")
 
 
-def test_openai_stream_with_usage_crlf_comments_and_multibyte_split_at_every_byte():
-    expected = [TextDelta("Héllo"), TextDelta(", wörld ✓ 🌊"), Usage(12, 3), Finish("max_tokens")]
-    assert list(chat_events(SSEDecoder().feed(OPENAI_STYLE))) == expected
-    for cut in range(len(OPENAI_STYLE) + 1):
-        dec = SSEDecoder()
-        payloads = dec.feed(OPENAI_STYLE[:cut]) + dec.feed(OPENAI_STYLE[cut:])
-        assert list(chat_events(payloads)) == expected, cut
+EXPECTED = [TextDelta("Héllo"), TextDelta(", wörld ✓ 🌊"), Usage(12, 3), Finish("max_tokens")]
 
 
-def test_sse_decoder_rules():
-    dec = SSEDecoder()
-    assert dec.feed(b"event: x\nid: 1\ndata: a\ndata:b\n\n") == ["a\nb"]
-    assert dec.feed(b"data: one\r") == []
-    assert dec.feed(b"") == []
-    assert dec.feed(b"\n\r\n") == ["one"]  # "\r" then "\n" in the next read is one line end
-    assert dec.feed(b"data: cr-only\r\r") == ["cr-only"]
-    assert dec.feed(b"data: unfinished") == []
+def test_openai_stream_with_usage_crlf_comments_and_multibyte_split_at_every_byte(scripted):
+    replies, url = scripted
+    replies.append((200, [OPENAI_STYLE[i : i + 1] for i in range(len(OPENAI_STYLE))], "complete"))
+    assert list(scripted_provider(url).stream(ASK, SMALL)) == EXPECTED
+    for seed in range(5):
+        replies.append((200, split(OPENAI_STYLE, seed), "complete"))
+        assert list(scripted_provider(url).stream(ASK, SMALL)) == EXPECTED, seed
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_event_streams_are_read(scripted, encoding):
+    # A proxy may compress an event stream; httpx asks for gzip and deflate, so it must read them.
+    replies, url = scripted
+    packer = zlib.compressobj(wbits=31 if encoding == "gzip" else 15)  # 31: gzip framing; 15: zlib (HTTP deflate)
+    # Flushed after every event, as a streaming proxy does, so each event can be read as it comes.
+    parts = [packer.compress(event + b"\r\n\r\n") + packer.flush(zlib.Z_SYNC_FLUSH)
+             for event in OPENAI_STYLE.split(b"\r\n\r\n") if event]
+    parts.append(packer.flush())
+    replies.append((200, parts, "complete", encoding))
+    rec = Recorder(scripted_provider(url).stream(ASK, SMALL)).run()
+    assert (rec.status, rec.text, rec.error) == ("complete", "Héllo, wörld ✓ 🌊", "")
+    assert (rec.metrics.input_tokens, rec.metrics.output_tokens, rec.metrics.stop_reason) == (12, 3, "max_tokens")
+
+
+def test_event_stream_rules(scripted):
+    # Fields other than data are ignored, several data lines are one payload, "\r" alone ends a line.
+    replies, url = scripted
+    payload = json.dumps(chunk("a\nb"), indent=1).encode()  # a pretty-printed payload spans several data lines
+    multi = b"event: message\nid: 7\nretry: 100\n" + b"".join(b"data: " + line + b"\n" for line in payload.split(b"\n"))
+    replies.append((200, [multi + b"\n", b"data: " + json.dumps(chunk(finish="stop")).encode() + b"\r\r",
+                          b"data: [DONE]\r", b"\r"], "complete"))
+    assert list(scripted_provider(url).stream(ASK, SMALL)) == [TextDelta("a\nb"), Finish("end_turn")]
+
+
+def test_a_body_that_is_not_an_event_stream_is_a_clear_error(scripted):
+    replies, url = scripted
+    replies.append((200, [b"<html>Proxy login</html>"], "complete", None, "text/html"))
+    with pytest.raises(ProviderUnavailable, match=r"did not answer with an event stream \(text/html\)"):
+        list(scripted_provider(url).stream(ASK, SMALL))
 
 
 def test_stream_without_finish_or_done_is_incomplete():
@@ -239,7 +266,9 @@ class _Scripted(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, parts, ending = self.replies.pop(0)
+        # (status, parts, ending[, Content-Encoding[, Content-Type]])
+        status, parts, ending, encoding, content_type = (*self.replies.pop(0), None, None)[:5]
+        content_type = content_type or "text/event-stream"
         self.send_response(status)
         if status != 200:
             body = b"".join(parts)
@@ -248,7 +277,9 @@ class _Scripted(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
-        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Type", content_type)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for part in parts:
@@ -301,9 +332,9 @@ def test_error_object_mid_stream_keeps_partial(scripted):
 def test_connection_cut_mid_stream_keeps_partial(scripted):
     replies, url = scripted
     replies.append((200, [*sse(chunk("Hel"), chunk("lo")), b"data: {\"choi"], "abort"))
-    with pytest.raises(StreamInterrupted, match="broke mid-answer") as info:
-        list(scripted_provider(url).stream(ASK, SMALL))
-    assert info.value.partial_text == "Hello"
+    rec = Recorder(scripted_provider(url).stream(ASK, SMALL)).run()
+    assert isinstance(rec.exception, StreamInterrupted) and "broke mid-answer" in rec.error
+    assert (rec.status, rec.text) == ("error", "Hello")
 
 
 def test_stream_ending_without_done_is_incomplete(scripted):
@@ -316,9 +347,9 @@ def test_stream_ending_without_done_is_incomplete(scripted):
 def test_garbled_stream(scripted):
     replies, url = scripted
     replies.append((200, sse(chunk("Hi"), b"<html>oops</html>"), "complete"))
-    with pytest.raises(StreamInterrupted, match="garbled") as info:
-        list(scripted_provider(url).stream(ASK, SMALL))
-    assert info.value.partial_text == "Hi"
+    rec = Recorder(scripted_provider(url).stream(ASK, SMALL)).run()
+    assert isinstance(rec.exception, StreamInterrupted) and "garbled" in rec.error
+    assert (rec.status, rec.text) == ("error", "Hi")
 
 
 def test_usage_from_the_final_chunk(scripted):

@@ -13,6 +13,7 @@ from response_streaming.events import Message, Params
 from response_streaming.server.bedrock_api import parse_converse, parse_invoke
 from response_streaming.server.events_api import parse_stream_request
 from response_streaming.server.openai_api import parse_chat_request
+from response_streaming.wire import openai as wire_openai
 from response_streaming.wire import sse
 from response_streaming.wire.bedrock import FAMILIES
 from response_streaming.wire.bedrock.common import prompt_to_messages
@@ -31,7 +32,7 @@ def decode(parts: list[bytes]):
 
 
 def test_chunk_stream_survives_random_splits():
-    enc = sse.ChunkEncoder("m", include_usage=True)
+    enc = wire_openai.ChunkEncoder("m", include_usage=True)
     data = enc.start() + b"".join(enc.delta(p) for p in PIECES) + enc.finish("max_tokens", 3, len(PIECES))
     rng = random.Random(4)
     for _ in range(200):
@@ -48,7 +49,7 @@ def test_chunk_stream_survives_random_splits():
 
 
 def test_error_chunk_has_openai_shape_and_no_done():
-    enc = sse.ChunkEncoder("m")
+    enc = wire_openai.ChunkEncoder("m")
     data = enc.delta("partial") + enc.error("The stream broke.", 502, "StreamInterrupted")
     events = decode(split_randomly(data, random.Random(1)))
     assert all(e.data != "[DONE]" for e in events)
@@ -65,7 +66,7 @@ def test_sse_event_keeps_newlines_and_names():
 
 
 def test_finish_reasons_in_openai_words():
-    assert [sse.finish_reason(r) for r in ("end_turn", "stop_sequence", "max_tokens", "content_filtered", None)] == \
+    assert [wire_openai.finish_reason(r) for r in ("end_turn", "stop_sequence", "max_tokens", "content_filtered", None)] == \
         ["stop", "stop", "length", "content_filter", "stop"]
 
 

@@ -78,13 +78,9 @@ class ProviderUnavailable(ResponseStreamingError):
 
 
 class StreamInterrupted(ResponseStreamingError):
-    """The stream broke after it started; `partial_text` holds what had arrived."""
+    """The stream broke after it started. What had arrived is the consumer's (the `Recorder` keeps it)."""
 
     status = 502
-
-    def __init__(self, message: str, partial_text: str = "") -> None:
-        super().__init__(message)
-        self.partial_text = partial_text
 
 
 # HTTP's own refusals: they keep their status in every API's error shape (e.g. Bedrock's, which has

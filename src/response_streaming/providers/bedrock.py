@@ -5,7 +5,7 @@ error mapping (pure, tested with plain dicts) and `BedrockProvider.stream`, the 
 - botocore retries the *initial* call (throttling, 5xx) with backoff; nothing retries an event
   stream once it runs. We add one thing: an exception event that arrives before any text is
   retried like an initial failure (nobody has seen anything yet). After the first piece of text
-  nothing is retried; the error carries the partial text and the user decides.
+  nothing is retried; the Recorder keeps the partial text and the user decides.
 - A stream that ends without `messageStop` (or the family's own final chunk) yields no `Finish`:
   the Recorder then reports it as incomplete instead of a success.
 - botocore raises a CRC failure as `botocore.eventstream.ChecksumMismatch` and a cut connection as
@@ -45,18 +45,18 @@ _IN_STREAM = {
 }
 
 
-def in_stream_error(code: str, aws_message: str, partial: str, model: str = "", region: str = "",
+def in_stream_error(code: str, aws_message: str, shown: bool, model: str = "", region: str = "",
                     endpoint: str = "") -> ResponseStreamingError:
     """An exception event (`throttlingException`, ...) -> our error.
 
     With text already shown it is `StreamInterrupted` (partial kept, never retried); before any
     text it is the same error the initial call would have given.
     """
-    if not partial:
+    if not shown:
         return api_error(code[:1].upper() + code[1:], aws_message, model, region, endpoint)
     detail = f" ({aws_message})" if code in ("validationException", "modelStreamErrorException") and aws_message else ""
     lead = _IN_STREAM.get(code, f"Bedrock sent {code} while the answer was streaming")
-    return StreamInterrupted(f"{lead}{detail}; the partial answer is kept. Retry or continue.", partial)
+    return StreamInterrupted(f"{lead}{detail}; the partial answer is kept. Retry or continue.")
 
 
 def api_error(code: str, aws_message: str, model: str, region: str, endpoint: str) -> ResponseStreamingError:
@@ -224,27 +224,26 @@ class BedrockProvider:
             raise ProviderUnavailable(f"The call to Bedrock at {endpoint} failed ({type(err).__name__}): try "
                                       "again.") from err
 
-        pieces: list[str] = []
+        shown = False  # text went out: from then on nothing is retried
         try:
             for event in events:
-                if isinstance(event, TextDelta):
-                    pieces.append(event.text)
+                shown = shown or isinstance(event, TextDelta)
                 yield event
         except bce.EventStreamError as err:
             error = err.response.get("Error", {})
             code = error.get("Code", "")
-            mapped = in_stream_error(code, error.get("Message", ""), "".join(pieces), self.model, region, endpoint)
-            if not pieces and code in _RETRY_IN_STREAM:
+            mapped = in_stream_error(code, error.get("Message", ""), shown, self.model, region, endpoint)
+            if not shown and code in _RETRY_IN_STREAM:
                 raise _RetryBeforeText(mapped) from err
             raise mapped from err
         except ParserError as err:  # CRC mismatch, impossible lengths: the bytes were damaged
             raise StreamInterrupted("The Bedrock stream arrived damaged (an event-stream frame failed its "
-                                    "checksum); the partial answer is kept. Retry.", "".join(pieces)) from err
+                                    "checksum); the partial answer is kept. Retry.") from err
         except (bce.ReadTimeoutError, u3.ReadTimeoutError) as err:
             raise StreamInterrupted(f"Bedrock sent nothing for {self.settings.bedrock_read_timeout:g} s, so the answer "
-                                    "was cut off; the partial answer is kept. Retry.", "".join(pieces)) from err
+                                    "was cut off; the partial answer is kept. Retry.") from err
         except (u3.ProtocolError, bce.ResponseStreamingError, ConnectionError) as err:
             raise StreamInterrupted("The connection to Bedrock broke mid-answer (the stream was truncated); the "
-                                    "partial answer is kept. Retry.", "".join(pieces)) from err
+                                    "partial answer is kept. Retry.") from err
         finally:
             raw.close()

@@ -1,10 +1,11 @@
 """OpenAI-compatible chat completions over HTTP (Ollama, vLLM, llama.cpp's server, OpenAI itself), via httpx.
 
-Pure parts: the request body, an incremental server-sent-events decoder (bytes may be split
-anywhere, even inside a UTF-8 character or between `\\r` and `\\n`), the chunk parser and the
-HTTP error mapping. `OpenAICompatProvider.stream` is the only I/O and closes its response in
-`finally`. We ask for `stream_options.include_usage`; servers that honour it send usage in a last
-chunk with no choices, others send none (the Recorder then counts the pieces itself).
+Pure parts: the request body, the chunk parser and the HTTP error mapping. `OpenAICompatProvider.stream`
+is the only I/O and closes its response in `finally`. Server-sent events are decoded by `httpx-sse`
+over httpx's *decoded* text: a proxy may gzip or deflate an event stream (httpx asks for both), and
+reading the raw bytes would see only compressed noise. We ask for `stream_options.include_usage`;
+servers that honour it send usage in a last chunk with no choices, others send none (the Recorder
+then counts the pieces itself).
 """
 from __future__ import annotations
 
@@ -37,62 +38,6 @@ def chat_request(model: str, messages: Sequence[Message], params: Params) -> dic
     if params.stop:
         body["stop"] = list(params.stop)
     return body
-
-
-# ---------------------------------------------------------------------------------------------
-# Server-sent events
-# ---------------------------------------------------------------------------------------------
-
-
-class SSEDecoder:
-    """Bytes in, the `data` of each complete event out (per the WHATWG event-stream rules).
-
-    Lines end in `\\n`, `\\r\\n` or `\\r`; lines starting with `:` are comments; several `data:`
-    lines of one event are joined with `\\n`; a blank line ends an event. Lines are split as bytes
-    and decoded whole, so a multi-byte character split across reads is never garbled. An event
-    left unfinished when the stream ends is dropped, as the standard says.
-    """
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._data: list[str] = []
-        self._skip_lf = False  # the previous read ended in "\r": a leading "\n" belongs to it
-
-    def feed(self, chunk: bytes) -> list[str]:
-        if not chunk:
-            return []
-        if self._skip_lf and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        self._skip_lf = False
-        self._buf += chunk
-        out: list[str] = []
-        while True:
-            cr, lf = self._buf.find(b"\r"), self._buf.find(b"\n")
-            ends = [i for i in (cr, lf) if i >= 0]
-            if not ends:
-                break
-            end = min(ends)
-            width = 2 if end == cr and self._buf[end + 1:end + 2] == b"\n" else 1
-            if end == cr and end == len(self._buf) - 1:
-                self._skip_lf = True  # "\r" at the end of this read: a "\n" may follow in the next
-            line, self._buf = self._buf[:end], self._buf[end + width:]
-            event = self._line(line.decode("utf-8", errors="replace"))
-            if event is not None:
-                out.append(event)
-        return out
-
-    def _line(self, line: str) -> str | None:
-        if not line:
-            if not self._data:
-                return None
-            data, self._data = "\n".join(self._data), []
-            return data
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        if name == "data":
-            self._data.append(value[1:] if value.startswith(" ") else value)
-        return None  # event:, id:, retry: carry nothing we use
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,8 +157,9 @@ class OpenAICompatProvider:
     def __init__(self, settings: Settings, client=None) -> None:
         try:
             import httpx
+            import httpx_sse  # noqa: F401 - needed by stream(); missing, it should fail here, at start
         except ImportError as err:
-            raise ConfigError("httpx is not installed: run `pip install 'response-streaming[openai]'`.") from err
+            raise ConfigError(f"{err.name} is not installed: run `pip install 'response-streaming[openai]'`.") from err
         self.settings = settings
         self.base_url = settings.openai_base_url.rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
@@ -254,6 +200,7 @@ class OpenAICompatProvider:
 
     def stream(self, messages: Sequence[Message], params: Params) -> Iterator[Event]:
         import httpx
+        import httpx_sse
 
         model = self._model()
         url = f"{self.base_url}/chat/completions"
@@ -269,40 +216,36 @@ class OpenAICompatProvider:
                                       f"{self.settings.openai_timeout:g} s: try again, or raise RS_OPENAI_TIMEOUT.") from err
         except httpx.HTTPError as err:
             raise ProviderUnavailable(f"The request to {self.base_url} failed ({type(err).__name__}): try again.") from err
-        pieces: list[str] = []
+        shown = False  # text went out: an error from then on interrupts an answer
         try:
             if resp.status_code >= 400:
                 raise http_error(resp.status_code, resp.read(), self.base_url, model, self._has_key)
-            decoder = SSEDecoder()
-            received = [0]
-
-            def payloads() -> Iterator[str]:
-                for raw in resp.iter_raw():
-                    received[0] += len(raw)
-                    yield from decoder.feed(raw)
-
-            for event in chat_events(payloads()):
-                if isinstance(event, TextDelta):
-                    pieces.append(event.text)
+            payloads = (sse.data for sse in httpx_sse.EventSource(resp).iter_sse())
+            for event in chat_events(payloads):
+                shown = shown or isinstance(event, TextDelta)
                 yield event
-            if not received[0]:
+            if not resp.num_bytes_downloaded:
                 # llama-cpp-python's server answers 200 with an empty body when generation fails
                 # before the first token (e.g. a prompt longer than its context window).
                 raise ProviderUnavailable(f"The server at {self.base_url} accepted the request but sent nothing back: "
                                           "check its log (the prompt may be too long for its context window).")
+        except httpx_sse.SSEError as err:  # not an event stream at all (a proxy's HTML page, a wrong URL)
+            raise ProviderUnavailable(f"The server at {self.base_url} did not answer with an event stream "
+                                      f"({resp.headers.get('content-type') or 'no content type'}): check "
+                                      "RS_OPENAI_BASE_URL.") from err
         except StreamError as err:
-            if not pieces:
+            if not shown:
                 raise ProviderUnavailable(f"The server at {self.base_url} failed before answering: {err.message}") from err
             raise StreamInterrupted(f"The server reported an error mid-answer ({err.message}); the partial answer is "
-                                    "kept. Retry or continue.", "".join(pieces)) from err
+                                    "kept. Retry or continue.") from err
         except ValueError as err:  # a data line that is not JSON
             raise StreamInterrupted(f"The server at {self.base_url} sent a garbled stream (not JSON); the partial "
-                                    "answer is kept.", "".join(pieces)) from err
+                                    "answer is kept.") from err
         except httpx.TimeoutException as err:
             raise StreamInterrupted(f"The server at {self.base_url} sent nothing for {self.settings.openai_timeout:g} s, "
-                                    "so the answer was cut off; the partial answer is kept.", "".join(pieces)) from err
+                                    "so the answer was cut off; the partial answer is kept.") from err
         except httpx.HTTPError as err:  # RemoteProtocolError, ReadError: the connection broke
             raise StreamInterrupted(f"The connection to {self.base_url} broke mid-answer; the partial answer is kept. "
-                                    "Retry or continue.", "".join(pieces)) from err
+                                    "Retry or continue.") from err
         finally:
             resp.close()

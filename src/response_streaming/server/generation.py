@@ -54,7 +54,7 @@ def failure(rec: Recorder) -> ResponseStreamingError | None:
         return rec.exception
     if rec.exception is not None:  # a bug or an unmapped error: the Recorder's safe line, status 500
         return ResponseStreamingError(rec.error)
-    return StreamInterrupted(rec.error or "The answer stopped before it was complete.", rec.text)
+    return StreamInterrupted(rec.error or "The answer stopped before it was complete.")
 
 
 class Generation:

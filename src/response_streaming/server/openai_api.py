@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from ..errors import BadRequest, ResponseStreamingError
 from ..events import Message, Params
 from ..recorder import Recorder
-from ..wire import sse
+from ..wire import openai as openai_wire
 from .generation import Generation, GenerationResponse, failure
 from .http import read_json
 from .validate import (
@@ -111,7 +111,7 @@ def error_response(err: ResponseStreamingError | Exception, code: str | None = N
         status, message = err.status, str(err)
     else:
         status, message = 500, "Internal server error; the details are in the server log."
-    return JSONResponse(sse.error_body(message, status, code), status_code=status)
+    return JSONResponse(openai_wire.error_body(message, status, code), status_code=status)
 
 
 class ChatWire:
@@ -122,7 +122,7 @@ class ChatWire:
 
     def __init__(self, model: str, include_usage: bool) -> None:
         self.model = model
-        self.chunks = sse.ChunkEncoder(model, include_usage)
+        self.chunks = openai_wire.ChunkEncoder(model, include_usage)
 
     def error_response(self, err: ResponseStreamingError) -> Response:
         return error_response(err)
@@ -145,7 +145,7 @@ class ChatWire:
             return error_response(err)
         m = rec.metrics
         return JSONResponse(
-            sse.completion(
+            openai_wire.completion(
                 self.model,
                 rec.text,
                 m.stop_reason,
@@ -163,7 +163,7 @@ def router(state) -> APIRouter:
 
     @api.get("/v1/models")
     async def models() -> JSONResponse:
-        return JSONResponse(sse.models_list([state.provider.model]))
+        return JSONResponse(openai_wire.models_list([state.provider.model]))
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
