@@ -370,3 +370,22 @@ def test_labels_carry_no_markdown():
     label = plain("![x](https://evil.example/i.png) **bold** :red[c] 1. item")
     assert "![" not in label and "](" not in label and "**" not in label and ":red[" not in label
     assert label.replace("\\", "") == "![x](https://evil.example/i.png) **bold** :red[c] 1. item"
+
+
+def test_the_markdown_export_neutralises_images_html_and_links_too():
+    from response_streaming.chat import export_markdown
+    from response_streaming.store import StoredMessage
+
+    hostile = "\n\n".join([*THREE, "<img src=http://evil.example/e.png>", "[go](javascript:alert(1))"])
+    conversation = {"id": "c1", "title": "![t](http://evil.example/title.png)\n<b>x</b>"}
+    msgs = [
+        StoredMessage(1, "user", "Say <script>alert(1)</script>", "complete", "", {}),
+        StoredMessage(2, "assistant", "Partial", "error", "upstream said ![e](http://evil.example/err.png)", {}),
+        StoredMessage(3, "user", "Again", "complete", "", {}),
+        StoredMessage(4, "assistant", hostile, "complete", "", {}),  # its lone ``` opens a fence to the end
+    ]
+    md = export_markdown(conversation, msgs)
+    assert problems(md) == []
+    shown = "".join(Elements(render(md)).text)
+    assert "Say <script>alert(1)</script>" in shown and "<img src=http://evil.example/e.png>" in shown
+    assert "http://evil.example/err.png" in Elements(render(md)).links  # the error's image is a link now

@@ -18,6 +18,7 @@ from typing import Sequence
 from .errors import BadRequest, Throttled
 from .events import Message, Params, Provider
 from .recorder import Recorder
+from .sanitize import sanitize
 from .store import Store, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ def export_json(conversation: dict, messages: Sequence[StoredMessage]) -> str:
 
 def export_markdown(conversation: dict, messages: Sequence[StoredMessage]) -> str:
     """The conversation as a Markdown document a person reads: one section per message."""
-    lines = [f"# {conversation['title']}", ""]
+    lines = [f"# {' '.join(conversation['title'].split())}", ""]
     for m in messages:
         if m.role == "user":
             lines += ["## You", ""]
@@ -266,10 +267,11 @@ def export_markdown(conversation: dict, messages: Sequence[StoredMessage]) -> st
             lines += [f"## Assistant ({who})" if who else "## Assistant", ""]
         lines += [m.content or "_(no text)_", ""]
         if m.status == "error":
-            lines += [f"> Error: {m.error}", ""]
+            lines += [f"> Error: {' '.join((m.error or '').split())}", ""]
         elif m.status in STATUS_NOTES:
             lines += [f"> {STATUS_NOTES[m.status]}", ""]
-    return "\n".join(lines)
+    # Whoever renders the file sees what the page shows: no image fetched, no HTML, no unsafe link.
+    return sanitize("\n".join(lines))
 
 
 def _iso(when) -> str | None:

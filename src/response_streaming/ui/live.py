@@ -17,7 +17,7 @@ import time
 from typing import Iterator
 
 from ..chat import Turn, join_continuation
-from ..render import LiveMarkdown
+from ..render import LiveMarkdown, sanitize
 from .format import metrics_line, status_note, waiting_line
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,9 @@ def stream_into(turn: Turn, box, stats) -> None:
                 if turn.shown < received and view.update(""):
                     turn.shown = received
                 if rec.first_at is None:
-                    stats.caption(waiting_line(time.monotonic() - started, provider, model))
+                    stats.caption(sanitize(waiting_line(time.monotonic() - started, provider, model)))
                 else:
-                    stats.caption(metrics_line(rec.live_metrics(), provider, model, live=True))
+                    stats.caption(sanitize(metrics_line(rec.live_metrics(), provider, model, live=True)))
                 continue
             if received == 0 and turn.prior:
                 piece = join_continuation(turn.prior, piece)[len(turn.prior):]
@@ -95,11 +95,11 @@ def stream_into(turn: Turn, box, stats) -> None:
             if view.update(piece):
                 # What the reader has seen: the run that replaces this one (a click) saves this much.
                 turn.shown = received
-                stats.caption(metrics_line(rec.live_metrics(), provider, model, live=True))
+                stats.caption(sanitize(metrics_line(rec.live_metrics(), provider, model, live=True)))
         ended = True
     finally:
         if not ended:
             turn.stop(turn.shown)
         stream.close()
     view.finish(status_note(turn.recorder.status))
-    stats.caption(metrics_line(turn.recorder.live_metrics(), provider, model))
+    stats.caption(sanitize(metrics_line(turn.recorder.live_metrics(), provider, model)))

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import streamlit as st
 
+from ..render import sanitize
 from ..store import StoredMessage
 from .cache import render_cache
 from .format import CUT_NOTE, metrics_line, status_note
@@ -101,14 +102,14 @@ def _unanswered(f: Frame, cid: str, m: StoredMessage) -> None:
 def answer_footer(f: Frame, m: StoredMessage, last: bool) -> None:
     metrics = m.meta.get("metrics", {})
     if m.status == "error":
-        f.note.error(m.error or "The answer failed.", icon=":material/error:")
+        f.note.error(sanitize(m.error or "The answer failed."), icon=":material/error:")
     elif status_note(m.status):
         f.note.caption(status_note(m.status))
     elif metrics.get("stop_reason") == "max_tokens" and last:
         f.note.caption(CUT_NOTE)
     line = metrics_line(metrics, m.meta.get("provider", ""), m.meta.get("model", ""))
     if line:
-        f.metrics.caption(line)
+        f.metrics.caption(sanitize(line))
     if not last:
         return
     failed = m.status in ("error", "incomplete")

@@ -15,6 +15,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import get_settings
+from ..render import sanitize
 from . import history, resources, sidebar, tail
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ def _page() -> None:
     except SQLAlchemyError as err:
         log.exception("could not open the history database")
         where = "RS_DATABASE_URL" if settings.database_url else f"RS_DATA_DIR ({settings.data_dir})"
-        st.error(f"The history database could not be opened ({type(err).__name__}). Check {where} and that the "
-                 "database is running; the details are in the server log.")
+        st.error(sanitize(f"The history database could not be opened ({type(err).__name__}). Check {where} and that "
+                          "the database is running; the details are in the server log."))
         return
 
     tail.settle_interrupted()

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import Settings
 from ..errors import ConfigError, ResponseStreamingError
 from ..providers import make_provider, provider_info
+from ..render import sanitize
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def errors_in_one_line() -> Iterator[None]:
             "the details are in the server log."
         )
     except ResponseStreamingError as err:
-        st.error(str(err))
+        st.error(sanitize(str(err)))
     except Exception:  # a bug
         log.exception("unexpected error in the page")
         st.error("Something went wrong on the server (the details are in its log). Reload the page to try again.")

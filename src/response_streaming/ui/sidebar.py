@@ -13,6 +13,7 @@ from ..chat import export_json, export_markdown
 from ..config import Settings
 from ..events import Params
 from ..providers import NAMES, PROVIDERS
+from ..render import sanitize
 from ..store import Store, StoredMessage
 from .format import plain
 
@@ -116,7 +117,7 @@ def _model_field(provider: str, settings: Settings) -> str:
                              placeholder="the server's model name", help=f"Served at {settings.openai_base_url}") or ""
     if provider == "local":
         if settings.model_path:
-            st.caption(f"Embedded model: {settings.model_path.name}")
+            st.caption(sanitize(f"Embedded model: {settings.model_path.name}"))
             return default
         from ..providers.local.models import bundled_choices  # the table only: no llama.cpp import
 

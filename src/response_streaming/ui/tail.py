@@ -20,6 +20,7 @@ from .. import chat
 from ..config import Settings
 from ..errors import BadRequest, ResponseStreamingError, Throttled
 from ..events import Params
+from ..render import sanitize
 from ..store import Store
 from . import live, messages, sidebar
 from .resources import errors_in_one_line, get_provider
@@ -158,9 +159,9 @@ def _tail(store: Store, settings: Settings) -> None:
             )
         if problem is not None:
             if isinstance(problem, (BadRequest, Throttled)):
-                st.warning(str(problem))
+                st.warning(sanitize(str(problem)))
             else:
-                st.error(str(problem), icon=":material/error:")
+                st.error(sanitize(str(problem)), icon=":material/error:")
     _composer(streaming=turn is not None, replacing=bool(turn and action and action["kind"] == "edit"))
     if turn and answer:
         st.session_state.live = turn
