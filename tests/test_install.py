@@ -33,8 +33,15 @@ def sh(*cmd, timeout: float = 900, **kw) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    # Built from a copy: setuptools leaves build/ in the tree it builds, and a stale build/lib would
+    # put files into the wheel that the checkout no longer has.
+    source = tmp_path_factory.mktemp("source") / "tree"
+    junk = shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "data"
+    )
+    shutil.copytree(ROOT, source, symlinks=True, ignore=junk)
     dist = tmp_path_factory.mktemp("dist")
-    sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ROOT)
+    sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, source)
     [built] = dist.glob("response_streaming-*.whl")
     return built
 
@@ -69,7 +76,7 @@ def test_the_wheel_carries_its_metadata_license_and_runtime_files(wheel):
         f"response_streaming-{__version__}.dist-info/licenses/LICENSE",
     } <= names
     assert "Summary: Stream a language model" in meta and "License-Expression: MIT" in meta
-    assert "Project-URL: Homepage" in meta
+    assert "Project-URL: Homepage" in meta and "Requires-Dist: markdown-it-py" in meta
     for extra in ("local", "app", "bedrock", "openai", "server", "postgres", "all"):
         assert f"Provides-Extra: {extra}" in meta
 
