@@ -13,14 +13,14 @@ import threading
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from response_streaming.config import get_settings
-from response_streaming.langchain_model import StreamingChatModel, chat_model
+from response_streaming.langchain_model import ChatResponseStreaming, chat_model
 from response_streaming.providers import make_provider
 
 _memory: list[BaseMessage] = []
 _memory_lock = threading.Lock()
 
 
-def get_llm(streaming_callback) -> StreamingChatModel:
+def get_llm(streaming_callback) -> ChatResponseStreaming:
     settings = get_settings()
     return chat_model(make_provider(settings), settings.default_params(), callbacks=[streaming_callback])
 
