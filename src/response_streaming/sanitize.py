@@ -22,6 +22,7 @@ the whole text is shown as a code block instead: plain, and never fetched or run
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 from dataclasses import dataclass
@@ -184,10 +185,17 @@ def _inline_edits(src: str, spans: list[_Span]) -> list[Edit]:
             edits += _escape_lines(src, s.start, s.end)
         elif s.kind in ("autolink", "backticks"):
             kept.append((s.start, s.end))
-    replaced = sorted((a, b) for a, b, _ in edits)
+    # A `$` is inside some span when the furthest end among the spans starting at or before it lies
+    # beyond it: one sort and a binary search per `$`, so a text full of both stays linear-ish.
+    covered = sorted(kept + [(a, b) for a, b, _ in edits])
+    starts, reach, furthest = [a for a, _ in covered], [], 0
+    for _, b in covered:
+        furthest = max(furthest, b)
+        reach.append(furthest)
     for m in re.finditer(r"(\\*)\$", src):
         at = m.end() - 1
-        if len(m.group(1)) % 2 == 0 and not any(a <= at < b for a, b in kept + replaced):
+        i = bisect.bisect_right(starts, at) - 1
+        if len(m.group(1)) % 2 == 0 and (i < 0 or reach[i] <= at):
             edits.append((at, at, "\\"))
     return edits
 
