@@ -35,12 +35,46 @@ from common import (BIN, RESULTS, bench_text, cpu_seconds, fmt, free_port, media
 from response_streaming.providers.replay import split_tokens
 
 
-def start_serve(env: dict, work: Path, provider: str):
+def start_serve(env: dict, work: Path, provider: str, server: str = "granian", workers: int = 1):
     port = free_port()
-    args = [str(BIN / "response-streaming"), "serve", "--provider", provider, "--host", "127.0.0.1", "--port", str(port)]
+    args = [str(BIN / "response-streaming"), "serve", "--provider", provider, "--host", "127.0.0.1", "--port", str(port),
+            "--server", server, "--workers", str(workers)]
     proc = start_process(args, {"RS_DATA_DIR": str(work), **env}, f"http://127.0.0.1:{port}/health",
-                         work / f"serve-{provider}.log")
+                         work / f"serve-{provider}-{server}-{workers}.log")
     return proc, port
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every process below it (the server's workers)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            for task in Path(f"/proc/{pids[i]}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+        i += 1
+    return pids
+
+
+def tree_cpu(pid: int) -> float:
+    total = 0.0
+    for p in tree(pid):
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            pass
+    return total
+
+
+def tree_rss(pid: int) -> float:
+    total = 0.0
+    for p in tree(pid):
+        try:
+            total += rss_mb(p)
+        except (OSError, RuntimeError):
+            pass
+    return total
 
 
 async def stream_chat(port: int, max_tokens: int, timeout: float) -> dict:
@@ -94,12 +128,12 @@ async def stream_chat(port: int, max_tokens: int, timeout: float) -> dict:
 
 async def sample_memory(pid: int, peak: list, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        peak[0] = max(peak[0], rss_mb(pid))
+        peak[0] = max(peak[0], tree_rss(pid))
         await asyncio.sleep(0.1)
 
 
 async def replay_round(port: int, pid: int, clients: int, tokens: int, rate: float) -> tuple[list[dict], float]:
-    peak, stop = [rss_mb(pid)], asyncio.Event()
+    peak, stop = [tree_rss(pid)], asyncio.Event()
     sampler = asyncio.create_task(sample_memory(pid, peak, stop))
     timeout = tokens / rate * 3 + 30  # far beyond the nominal time: a stream that needs it has failed anyway
     results = await asyncio.gather(*(stream_chat(port, tokens, timeout) for _ in range(clients)))
@@ -120,37 +154,46 @@ def client_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def replay_bench(clients_list: list[int], tokens: int, rate: float, rounds: int, work: Path) -> tuple[list, list, dict]:
+def replay_bench(configs: list[tuple[str, int]], clients_list: list[int], tokens: int, rate: float, rounds: int,
+                 work: Path) -> tuple[list, list, dict]:
+    """Every server configuration (server, workers) in turn, each with every client count."""
     text = "".join(split_tokens(bench_text())[:tokens])
-    proc, port = start_serve({"RS_REPLAY_TEXT": text, "RS_REPLAY_RATE": str(rate)}, work, "replay")
     rows, mem_rows, raw = [], [], {}
-    try:
-        mem_rows.append(["server started", "–", fmt(rss_mb(proc.pid), 0)])
-        for clients in clients_list:
-            for r in range(rounds):
-                cpu0, ccpu0, t0 = cpu_seconds(proc.pid), client_cpu(), time.perf_counter()
-                results, peak = asyncio.run(replay_round(port, proc.pid, clients, tokens, rate))
-                wall = time.perf_counter() - t0
-                cpu, ccpu = cpu_seconds(proc.pid) - cpu0, client_cpu() - ccpu0
-                time.sleep(0.5)  # let the server drop the finished requests before reading its memory
-                after = rss_mb(proc.pid)
-                mem_rows.append([f"{clients} clients, round {r + 1}", fmt(peak, 0), fmt(after, 0)])
-                complete = [s for s in results if s["status"] == 200 and s["done"] and s["finish"]]
-                exact = [s for s in complete if s["text"] == text]
-                ratios = [(len(s["times"]) - 1) / (s["times"][-1] - s["times"][0]) / rate
-                          for s in results if len(s["times"]) > 1]
-                gaps = [(b - a) * 1000 for s in results for a, b in zip(s["times"], s["times"][1:])]
-                ttft = [(s["times"][0] - s["start"]) * 1000 for s in results if s["times"]]
-                raw[f"{clients}-{r}"] = {"wall": wall, "cpu": cpu, "client_cpu": ccpu, "peak": peak, "after": after,
-                                         "errors": [s["error"] for s in results if s["error"]]}
-                rows.append([fmt(clients), str(r + 1), f"{len(complete)}/{clients}", f"{len(exact)}/{clients}",
-                             fmt(median(ratios), 3), fmt(min(ratios) if ratios else None, 3),
-                             fmt(median(gaps), 1), fmt(percentile(gaps, 99), 1), fmt(max(gaps) if gaps else None, 0),
-                             fmt(median(ttft), 0), fmt(percentile(ttft, 99), 0),
-                             fmt(sum(len(s["times"]) for s in results) / wall, 0), fmt(cpu, 1), fmt(ccpu, 1)])
-                print(json.dumps({"clients": clients, "round": r + 1, **raw[f"{clients}-{r}"]}), file=sys.stderr, flush=True)
-    finally:
-        stop_process(proc)
+    for server, workers in configs:
+        name = f"{server} ×{workers}" if workers > 1 else server
+        proc, port = start_serve({"RS_REPLAY_TEXT": text, "RS_REPLAY_RATE": str(rate)}, work, "replay", server, workers)
+        try:
+            time.sleep(1.0)  # every worker up (the health check reached one)
+            mem_rows.append([name, "server started", "–", fmt(tree_rss(proc.pid), 0)])
+            for clients in clients_list:
+                for r in range(rounds):
+                    cpu0, ccpu0, t0 = tree_cpu(proc.pid), client_cpu(), time.perf_counter()
+                    results, peak = asyncio.run(replay_round(port, proc.pid, clients, tokens, rate))
+                    wall = time.perf_counter() - t0
+                    cpu, ccpu = tree_cpu(proc.pid) - cpu0, client_cpu() - ccpu0
+                    time.sleep(0.5)  # let the server drop the finished requests before reading its memory
+                    after = tree_rss(proc.pid)
+                    mem_rows.append([name, f"{clients} clients, round {r + 1}", fmt(peak, 0), fmt(after, 0)])
+                    complete = [s for s in results if s["status"] == 200 and s["done"] and s["finish"]]
+                    exact = [s for s in complete if s["text"] == text]
+                    ratios = [(len(s["times"]) - 1) / (s["times"][-1] - s["times"][0]) / rate
+                              for s in results if len(s["times"]) > 1]
+                    gaps = [(b - a) * 1000 for s in results for a, b in zip(s["times"], s["times"][1:])]
+                    ttft = [(s["times"][0] - s["start"]) * 1000 for s in results if s["times"]]
+                    chunks = sum(len(s["times"]) for s in results)
+                    key = f"{name}-{clients}-{r}"
+                    raw[key] = {"wall": wall, "cpu": cpu, "client_cpu": ccpu, "peak": peak, "after": after,
+                                "errors": [s["error"] for s in results if s["error"]][:5]}
+                    rows.append([name, fmt(clients), str(r + 1), f"{len(complete)}/{clients}", f"{len(exact)}/{clients}",
+                                 fmt(median(ratios), 3), fmt(min(ratios) if ratios else None, 3),
+                                 fmt(median(gaps), 1), fmt(percentile(gaps, 99), 1), fmt(max(gaps) if gaps else None, 0),
+                                 fmt(median(ttft), 0), fmt(percentile(ttft, 99), 0),
+                                 fmt(chunks / wall, 0), fmt(cpu, 1), fmt(cpu / chunks * 1000 * 1000 if chunks else None, 0),
+                                 fmt(peak, 0), fmt(ccpu, 1)])
+                    print(json.dumps({"server": name, "clients": clients, "round": r + 1, **raw[key]}), file=sys.stderr,
+                          flush=True)
+        finally:
+            stop_process(proc)
     return rows, mem_rows, raw
 
 
@@ -198,31 +241,37 @@ def local_bench(extra: int, max_tokens: int, queue_size: int, work: Path) -> tup
 
 def main(argv=None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clients", default="8,32,64", help="concurrent streams, comma-separated (rows each; 64 is the target)")
+    ap.add_argument("--clients", default="64,256", help="concurrent streams, comma-separated (rows each)")
+    ap.add_argument("--servers", default="uvicorn:1,hypercorn:1,granian:1,granian:2",
+                    help="server:workers configurations, side by side in one run")
     ap.add_argument("--tokens", type=int, default=2000, help="tokens per stream")
     ap.add_argument("--rate", type=float, default=500.0, help="tokens/s offered to each stream")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--local-extra", type=int, default=4, help="requests beyond queue + 1 sent to the embedded model")
     ap.add_argument("--local-tokens", type=int, default=16)
     ap.add_argument("--queue-size", type=int, default=8)
+    ap.add_argument("--skip-local", action="store_true", help="only the replay rounds")
     ap.add_argument("--out", type=Path, default=RESULTS / "server.md")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-server-"))
     try:
-        rows, mem_rows, raw = replay_bench([int(x) for x in args.clients.split(",")], args.tokens, args.rate,
+        configs = [(c.split(":")[0], int(c.split(":")[1])) for c in args.servers.split(",")]
+        rows, mem_rows, raw = replay_bench(configs, [int(x) for x in args.clients.split(",")], args.tokens, args.rate,
                                            args.rounds, work)
-        local_rows, summary = local_bench(args.local_extra, args.local_tokens, args.queue_size, work)
+        local_rows, summary = ([], "skipped (--skip-local).") if args.skip_local else \
+            local_bench(args.local_extra, args.local_tokens, args.queue_size, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
     body = "\n\n".join([
         f"Replay provider, {args.tokens:,} tokens per stream offered at {args.rate:g} tokens/s each "
         "(gaps: between arrivals of chunks within a stream; nominal gap {:.0f} ms):".format(1000 / args.rate),
-        table(["clients", "round", "complete", "byte-exact", "delivered ÷ offered (median)", "(worst stream)",
+        table(["server", "clients", "round", "complete", "byte-exact", "delivered ÷ offered (median)", "(worst stream)",
                "gap p50 ms", "gap p99 ms", "gap max ms", "first chunk p50 ms", "first chunk p99 ms",
-               "chunks/s, all streams", "server CPU s", "client CPU s"], rows),
-        "Server resident memory (MB):",
-        table(["", "peak during", "after"], mem_rows),
+               "chunks/s, all streams", "server CPU s", "server CPU ms / 1,000 chunks", "server memory peak MB",
+               "client CPU s"], rows),
+        "Server resident memory, all its processes (MB):",
+        table(["server", "", "peak during", "after"], mem_rows),
         f"Embedded model ({args.local_tokens} tokens per answer, temperature 0): {summary}",
         table(["request", "status", "sent at ms", "status line at ms", "first chunk at ms", "ended at ms", "chunks",
                "complete", "error type"], local_rows),

@@ -64,28 +64,52 @@ def local_provider(local_settings):
 
 @pytest.fixture()
 def api_server():
-    """Run an ASGI app (e.g. `server.create_app(provider=...)`) with uvicorn in a background thread
-    on a free loopback port; returns its base URL. Stopped (and joined) when the test ends."""
+    """Run an ASGI app (e.g. `server.create_app(provider=...)`) on granian, the server `serve` uses,
+    in a background thread on a free loopback port; it speaks HTTP/1.1 and HTTP/2 (h2c with prior
+    knowledge) on the same port. Returns its base URL. Stopped (and joined) when the test ends."""
+    import asyncio
     import threading
 
-    import uvicorn
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server.embed import Server
 
     servers = []
 
     def start(app) -> str:
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                               access_log=False, timeout_graceful_shutdown=5))
-        thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+        loop = asyncio.new_event_loop()
+        server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGI, http=HTTPModes.auto,
+                        websockets=False, log_enabled=False)
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(server.serve())
+
+        thread = threading.Thread(target=run, name=f"granian-{port}", daemon=True)
         thread.start()
-        servers.append((server, thread))
+        servers.append((server, loop, thread))
         wait_http(f"http://127.0.0.1:{port}/health", timeout=30)
         return f"http://127.0.0.1:{port}"
 
     yield start
-    for server, thread in servers:
-        server.should_exit = True
+    for server, loop, thread in servers:
+        loop.call_soon_threadsafe(server.stop)
         thread.join(15)
+
+
+@pytest.fixture(params=["HTTP/1.1", "HTTP/2"])
+def protocol(request) -> str:
+    """Run a test over both protocols: HTTP/1.1, and HTTP/2 with prior knowledge (what the AWS SDK for
+    JavaScript speaks to an http:// endpoint)."""
+    return request.param
+
+
+def http_client(protocol: str, **kw):
+    """An httpx client speaking `protocol` only (HTTP/2: h2c with prior knowledge, a real h2 client)."""
+    import httpx
+
+    h2 = protocol == "HTTP/2"
+    return httpx.Client(http1=not h2, http2=h2, **{"timeout": 60, **kw})
 
 
 @pytest.fixture()

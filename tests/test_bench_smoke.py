@@ -48,10 +48,12 @@ def test_engine_bench_compares_ours_bare_and_llama_cpp_server(tmp_path):
 def test_server_bench_streams_and_refuses_past_the_queue(tmp_path):
     import server
 
-    out = server.main(["--clients", "4", "--tokens", "50", "--rounds", "1", "--local-extra", "1", "--queue-size", "1",
-                       "--local-tokens", "4", "--out", str(tmp_path / "server.md")])
+    out = server.main(["--clients", "4", "--servers", "granian:1,uvicorn:1", "--tokens", "50", "--rounds", "1",
+                       "--local-extra", "1", "--queue-size", "1", "--local-tokens", "4",
+                       "--out", str(tmp_path / "server.md")])
     text = out.read_text()
-    assert "| 4 | 1 | 4/4 | 4/4 |" in text  # every stream complete and byte-exact
+    for name in ("granian", "uvicorn"):
+        assert f"| {name} | 4 | 1 | 4/4 | 4/4 |" in text  # every stream complete and byte-exact
     assert "1 refused with 429" in text and "error shape: yes" in text
     raw = json.loads(out.with_suffix(".json").read_text())
-    assert raw["4-0"]["errors"] == [] and raw["4-0"]["peak"] > 0
+    assert raw["granian-4-0"]["errors"] == [] and raw["granian-4-0"]["peak"] > 0

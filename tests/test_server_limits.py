@@ -302,3 +302,36 @@ def test_abusive_bodies_leave_the_real_model_free(api_server, local_settings, lo
     ) as r:
         raw = r.read().decode()
     assert "event: finish" in raw and len(tap.runs) == 1 and tap.runs[0]["text"]
+
+
+def test_slow_headers_are_cut_off_by_serve(tmp_path):
+    """A client that never finishes its headers (slowloris) loses the connection after RS_HEADER_TIMEOUT;
+    the server goes on answering others. Through `serve` itself: the timeout is the HTTP server's."""
+    import os
+    import subprocess
+
+    from tests.conftest import BIN, wait_http
+
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RS_")},
+        "RS_PROVIDER": "replay",
+        "RS_HEADER_TIMEOUT": "1",
+    }
+    proc = subprocess.Popen(
+        [str(BIN / "response-streaming"), "serve", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"POST /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
+            assert s.recv(1000) == b""  # closed by the server, long before this socket's own 30 s
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -21,6 +21,7 @@ from response_streaming.config import Settings
 from response_streaming.errors import Throttled
 from response_streaming.providers.replay import ReplayProvider, split_tokens
 from response_streaming.server import create_app
+from tests.conftest import http_client
 
 TEXT = "Hello, wörld! ✓ Here is `code`,\n\nthen a second paragraph 🎉 with data: [DONE] inside.\n"
 REPLAY = Settings(provider="replay")
@@ -60,14 +61,26 @@ def server_lines(caplog) -> list[str]:
 
 
 @pytest.fixture()
-def start(api_server):
+def start(api_server, protocol):
+    """`start(provider)` -> the base URL of a fresh server; the test's requests use `protocol` (each test
+    runs over HTTP/1.1 and HTTP/2)."""
     def start(provider, settings: Settings = REPLAY, **kw) -> str:
-        return api_server(create_app(settings, provider, **kw))
+        base = api_server(create_app(settings, provider, **kw))
+        PROTOCOLS[base] = protocol
+        return base
     return start
 
 
+PROTOCOLS: dict[str, str] = {}
+
+
+def http(base: str) -> httpx.Client:
+    """An httpx client speaking the protocol the test runs over."""
+    return http_client(PROTOCOLS.get(base, "HTTP/1.1"))
+
+
 def client(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0)
+    return openai.OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0, http_client=http(base))
 
 
 def test_openai_streams_exact_text_with_usage(start, caplog):
@@ -99,7 +112,7 @@ def test_openai_whole_completion_and_models(start):
 
 def test_raw_sse_reparsed_at_random_splits(start):
     base = start(ReplayProvider(text=TEXT))
-    raw = httpx.post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True}).content
+    raw = http(base).post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True}).content
     rng = random.Random(7)
     for _ in range(50):
         cuts = sorted(rng.sample(range(1, len(raw)), 25))
@@ -116,7 +129,7 @@ def test_mid_stream_error_reaches_openai_client_without_done(start):
         for chunk in client(base).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True):
             got.append(chunk.choices[0].delta.content or "")
     assert "".join(got) == "".join(split_tokens(TEXT)[:3])
-    raw = httpx.post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True}).text
+    raw = http(base).post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True}).text
     assert "[DONE]" not in raw.split("inside")[0] and not raw.rstrip().endswith("data: [DONE]")
     assert json.loads(raw.strip().split("data: ")[-1])["error"]["code"] == "StreamInterrupted"
 
@@ -130,6 +143,7 @@ def test_errors_in_openai_shape(start):
     assert "busy" in err.value.body["message"]
     with pytest.raises(openai.BadRequestError, match="last message must be a non-empty 'user' message"):
         c.chat.completions.create(model="m", messages=[{"role": "assistant", "content": "x"}])
+    # httpx's HTTP/2 client can't take an answer before its upload ends: 413 over h2 is in test_server_http2.py.
     big = httpx.post(f"{base}/v1/chat/completions", content=b'{"messages": "' + b"x" * (1 << 20) + b'"}',
                      headers={"content-type": "application/json"})
     assert big.status_code == 413 and big.json()["error"]["type"] == "invalid_request_error"
@@ -139,7 +153,7 @@ def test_errors_in_openai_shape(start):
             yield b"x" * 65536
     big = httpx.post(f"{base}/v1/chat/completions", content=chunked(), headers={"content-type": "application/json"})
     assert big.status_code == 413 and "larger than" in big.json()["error"]["message"]
-    missing = httpx.get(f"{base}/v1/nothing")
+    missing = http(base).get(f"{base}/v1/nothing")
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
 
 
@@ -153,7 +167,7 @@ def test_an_unexpected_failure_is_a_safe_500(start):
 
     base = start(Broken())
     for stream in (True, False):
-        r = httpx.post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": stream})
+        r = http(base).post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": stream})
         assert r.status_code == 500
         assert "secret" not in r.text and "Traceback" not in r.text
         assert r.json()["error"]["type"] == "server_error"
@@ -163,7 +177,9 @@ def test_client_disconnect_stops_the_provider(start, caplog):
     caplog.set_level(logging.INFO, logger="response_streaming.server")
     tap = Tap(ReplayProvider(text="word " * 2000, rate=50))
     base = start(tap)
-    with httpx.stream("POST", f"{base}/v1/chat/completions",
+    # Closing the client closes the connection: httpx's HTTP/2 client sends no RST_STREAM for a response
+    # closed early (test_server_http2.py sends one with the h2 library).
+    with http(base) as c, c.stream("POST", f"{base}/v1/chat/completions",
                       json={"messages": [{"role": "user", "content": "x"}], "stream": True, "max_tokens": 2000}) as r:
         lines = r.iter_lines()
         assert next(lines).startswith("data: ")
@@ -187,18 +203,18 @@ def test_langchain_chat_openai_streams_exact_text(start):
 
 def test_our_sse_endpoint(start):
     base = start(ReplayProvider(text=TEXT))
-    raw = httpx.post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}], "params": {"max_tokens": 500}}).content
+    raw = http(base).post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}], "params": {"max_tokens": 500}}).content
     events = list(SSEDecoder().iter_bytes(iter([raw[i:i + 7] for i in range(0, len(raw), 7)])))
     assert "".join(json.loads(e.data)["text"] for e in events if e.event == "delta") == TEXT
     assert [e.event for e in events[-2:]] == ["usage", "finish"]
     assert json.loads(events[-1].data)["reason"] == "end_turn"
-    bad = httpx.post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}], "params": {"temprature": 1}})
+    bad = http(base).post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}], "params": {"temprature": 1}})
     assert bad.status_code == 400 and "params.temprature is unknown" in bad.json()["error"]["message"]
 
 
 def test_our_sse_endpoint_reports_a_broken_stream(start):
     base = start(ReplayProvider(text=TEXT, fail_after=2))
-    raw = httpx.post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}]}).content
+    raw = http(base).post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}]}).content
     events = list(SSEDecoder().iter_bytes(iter([raw])))
     assert [e.event for e in events] == ["delta", "delta", "error"]
     assert json.loads(events[-1].data)["type"] == "StreamInterrupted"

@@ -61,7 +61,7 @@ def cmd_serve(args) -> int:
     from .server import serve
 
     serve(_settings(args), host=args.host, port=args.port, allow_no_keys=args.allow_no_keys,
-          certfile=args.ssl_certfile, keyfile=args.ssl_keyfile)
+          certfile=args.ssl_certfile, keyfile=args.ssl_keyfile, workers=args.workers, server=args.server)
     return 0
 
 
@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve a non-loopback --host without RS_API_KEYS (anyone who reaches it can use it)")
     serve.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: one per core; 1 with the embedded model)")
+    serve.add_argument("--server", choices=["granian", "hypercorn", "uvicorn"], default="granian",
+                       help="HTTP server (default granian: HTTP/1.1 and HTTP/2; the others for comparison)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -9,6 +9,7 @@ events as SSE); GET /health.
 from __future__ import annotations
 
 import logging
+import os
 
 from ..config import Settings
 from ..errors import ConfigError
@@ -42,37 +43,34 @@ def check_exposure(settings: Settings, host: str, allow_no_keys: bool = False) -
     return warning
 
 
-def serve(
-    settings: Settings,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    allow_no_keys: bool = False,
-    certfile: str | None = None,
-    keyfile: str | None = None,
-) -> None:
-    """Run the server until interrupted. The provider is loaded before the port opens."""
-    import uvicorn
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, allow_no_keys: bool = False,
+          certfile: str | None = None, keyfile: str | None = None, workers: int | None = None,
+          server: str = "granian") -> None:
+    """Run the server until interrupted. `workers` (default: one per core) processes each serve the app;
+    the embedded model is one per process, so with it there is one worker (see README "Serve")."""
+    from .run import configure_logging, run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     log = logging.getLogger("response_streaming.server")
     if warning := check_exposure(settings, host, allow_no_keys):
         log.warning(warning)
-    app = create_app(settings, bind_host=host)
-    provider = app.state.rs.provider
     if bool(certfile) != bool(keyfile):
         raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile.")
+    workers = workers_for(settings, workers)
+    if settings.provider != "local":  # cheap to build: a bad setting fails here, before any worker starts
+        create_app(settings, bind_host=host)
     scheme = "https" if certfile else "http"
-    log.info("serving provider=%s model=%s on %s://%s:%d", provider.name, provider.model, scheme, host, port)
-    # uvicorn's access log would be a second line per request; ours carries the metrics.
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        access_log=False,
-        log_level="info",
-        timeout_keep_alive=int(settings.header_timeout),
-        h11_max_incomplete_event_size=16 * 1024,
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-        timeout_graceful_shutdown=10,
-    )
+    log.info("serving provider=%s model=%s on %s://%s:%d (%s, %d worker%s)", settings.provider,
+             settings.model or "default", scheme, host, port, server, workers, "s" if workers > 1 else "")
+    run(server, settings, host, port, workers, certfile, keyfile)
+
+
+def workers_for(settings: Settings, asked: int | None) -> int:
+    """One per core by default. The embedded model: one worker, because a second process would hold a
+    second copy of the model and split the batches the engine forms across requests."""
+    if settings.provider == "local":
+        if asked not in (None, 1):
+            raise ConfigError("--workers must be 1 with the embedded model: one process holds the model and batches "
+                              "every request; use a remote or replay provider to serve from several processes.")
+        return 1
+    return asked or os.cpu_count() or 1

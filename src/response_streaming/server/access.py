@@ -166,11 +166,13 @@ class Access:
 
 
 def json_body(path: str, content_type: str | None) -> bool:
-    """Is the body declared as JSON? boto3's InvokeModel sends no Content-Type (Bedrock takes the body as
-    JSON by default), so on Bedrock routes none means JSON; a browser can't send one without an Origin."""
-    if content_type is None:
-        return path.startswith("/model/")
-    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+    """Is the body declared as JSON? InvokeModel bodies are JSON unless said otherwise, and the AWS SDKs
+    send them with no Content-Type (boto3) or as application/octet-stream (JavaScript), so on Bedrock
+    routes those count too. Neither is a type a page can send without a preflight."""
+    kind = "" if content_type is None else content_type.split(";", 1)[0].strip().lower()
+    if path.startswith("/model/") and kind in ("", "application/octet-stream"):
+        return True
+    return kind == "application/json"
 
 
 def with_cors(send, origin: str | None):

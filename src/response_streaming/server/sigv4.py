@@ -21,7 +21,7 @@ from botocore.credentials import Credentials
 SKEW = timedelta(minutes=15)  # AWS's own allowance for clock differences
 _AUTH = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request,\s*"
-    r"SignedHeaders=([a-z0-9;\-_.]+),\s*Signature=([0-9a-f]{64})\s*$"
+    r"SignedHeaders=([a-z0-9;:\-_.]+),\s*Signature=([0-9a-f]{64})\s*$"
 )
 
 
@@ -100,7 +100,8 @@ def expected_signature(
     request.context["timestamp"] = stamp
     to_sign = HTTPHeaders()
     for name in signed:
-        to_sign[name] = headers.get(name, "")
+        # Over HTTP/2 the AWS SDK for JavaScript signs the `:authority` pseudo-header; ASGI calls it `host`.
+        to_sign[name] = headers.get("host" if name == ":authority" else name, "")
     canonical = "\n".join(
         [
             request.method.upper(),
