@@ -15,7 +15,7 @@ from bedrock_fake import (FakeBedrock, converse_frames, converse_reply, corrupt,
                           invoke_frames, invoke_reply, stream_reply)
 from response_streaming.config import Settings
 from response_streaming.errors import AccessDenied, BadRequest, ConfigError, ModelNotFound, StreamInterrupted, Throttled
-from response_streaming.events import Finish, Message, Params, TextDelta, Usage
+from response_streaming.events import Finish, Message, Params, ReasoningDelta, TextDelta, Usage
 from response_streaming.providers import make_provider
 from response_streaming.providers.bedrock import BedrockProvider
 from response_streaming.providers.bedrock_catalog import DEFAULT_MODEL
@@ -26,7 +26,8 @@ PIECES = ["Once", " upon", " a", " time"]
 ASK = [Message("user", "Tell me a story")]
 MODELS = {"anthropic": "us.anthropic.claude-haiku-4-5-20251001-v1:0", "meta": "meta.llama3-1-8b-instruct-v1:0",
           "mistral": "mistral.mistral-7b-instruct-v0:2", "titan": "amazon.titan-text-express-v1",
-          "nova": "eu.amazon.nova-lite-v1:0", "cohere": "cohere.command-light-text-v14"}
+          "nova": "eu.amazon.nova-lite-v1:0", "cohere": "cohere.command-light-text-v14",
+          "deepseek": "us.deepseek.r1-v1:0", "openai": "openai.gpt-oss-20b-1:0"}
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +106,9 @@ def test_invoke_stream_for_every_family(fake, family):
     provider = make_provider(settings(fake, model=MODELS[family], bedrock_api="invoke"))
     assert provider.family is not None and provider.family.name == family
     events = drain(provider, Params(max_tokens=4, temperature=0.1, system="Sys"))
-    assert events == [*map(TextDelta, PIECES), Usage(9, 4), Finish("max_tokens", latency_ms=250)]
+    # DeepSeek-R1's stream starts inside its thought: text that never closes it is all thinking.
+    piece = ReasoningDelta if provider.family.inline_reasoning == "inside" else TextDelta
+    assert events == [*map(piece, PIECES), Usage(9, 4), Finish("max_tokens", latency_ms=250)]
     [req] = fake.requests
     assert (req.api, req.model_id) == ("invoke-with-response-stream", MODELS[family])
     assert "Tell me a story" in repr(req.body) and "Sys" in repr(req.body)
@@ -115,7 +118,8 @@ def test_invoke_stream_for_every_family(fake, family):
 def test_invoke_stream_without_final_chunk_is_incomplete(fake, family):
     fake.push(stream_reply(invoke_frames(family, PIECES, finish=False), invoke=True))
     rec = run(make_provider(settings(fake, model=MODELS[family], bedrock_api="invoke")))
-    assert (rec.status, rec.text) == ("incomplete", "".join(PIECES))
+    answer = "" if family == "deepseek" else "".join(PIECES)  # R1: text before `</think>` is its thinking
+    assert (rec.status, rec.text) == ("incomplete", answer)
 
 
 # --- Mid-stream exceptions --------------------------------------------------------------------

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature; empty means the provider's default.")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling; empty means the provider's default.")
     system_prompt: str = Field("", description="System prompt sent with every conversation.")
+    reasoning: Literal["", "low", "medium", "high"] = Field(
+        "", description="Ask reasoning models to think first, with this effort (RS_REASONING); empty: the model's default."
+    )
 
     # Embedded model (llama.cpp).
     local_model: str = Field("smollm2", description="Bundled model: smollm2 (chat, default) or gemma3 (base); see README.")
@@ -91,7 +94,8 @@ class Settings(BaseSettings):
                                   "that an idle keep-alive connection stays open (RS_HEADER_TIMEOUT).")
 
     def default_params(self) -> Params:
-        return Params(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, system=self.system_prompt)
+        return Params(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
+                      system=self.system_prompt, reasoning=self.reasoning)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -12,9 +12,32 @@ Role = Literal["user", "assistant"]
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningBlock:
+    """One block of an assistant turn's thinking, as it is kept and sent back.
+
+    `signature` (Claude's proof that the text is the model's own) and `redacted` (thinking the
+    provider encrypted) go back byte for byte; a block has either text (with or without a
+    signature) or redacted bytes.
+    """
+
+    text: str = ""
+    signature: str = ""
+    redacted: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     role: Role
     content: str
+    #: An assistant turn's thinking, in order, apart from its answer (`content`).
+    reasoning: tuple[ReasoningBlock, ...] = ()
+
+
+#: The efforts `Params.reasoning` takes ("" asks for nothing: the model's own default).
+EFFORTS = ("low", "medium", "high")
+#: Claude's thinking budget (budget_tokens, at least 1024) for each effort. The answer keeps its own
+#: max_tokens: the budget is added on top, since Claude counts thinking within max_tokens.
+EFFORT_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +49,9 @@ class Params:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     system: str = ""
+    #: Ask the model to think first: "" (the model's own default), "low", "medium" or "high".
+    #: Each family maps the effort to its own switch (EFFORT_BUDGET for Claude's budget).
+    reasoning: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,42 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from .events import Event, Finish, ReasoningDelta, TextDelta
+from .events import EFFORT_BUDGET, EFFORTS, Event, Finish, ReasoningBlock, ReasoningDelta, TextDelta
+
+
+def effort_of_budget(budget: int) -> str:
+    """A thinking budget a client asked for (Claude's budget_tokens) -> the nearest effort at or above it."""
+    return next((e for e in EFFORTS if budget <= EFFORT_BUDGET[e]), "high")
+
+
+def blocks_of(deltas: Iterable[ReasoningDelta]) -> tuple[ReasoningBlock, ...]:
+    """Reasoning deltas, in order -> the blocks an assistant turn keeps.
+
+    Text accumulates until a signature closes its block (Claude signs a block at its end); redacted
+    bytes are a block of their own. Nothing is trimmed or re-encoded: a signature only verifies the
+    exact text.
+    """
+    blocks: list[ReasoningBlock] = []
+    text: list[str] = []
+    for d in deltas:
+        if d.redacted:
+            if text:
+                blocks.append(ReasoningBlock("".join(text)))
+                text = []
+            blocks.append(ReasoningBlock(redacted=d.redacted))
+            continue
+        text.append(d.text)
+        if d.signature:
+            blocks.append(ReasoningBlock("".join(text), d.signature))
+            text = []
+    if any(text):
+        blocks.append(ReasoningBlock("".join(text)))
+    return tuple(blocks)
+
+
+def reasoning_text(blocks: Iterable[ReasoningBlock]) -> str:
+    """The readable thinking of a turn (redacted blocks have none)."""
+    return "".join(b.text for b in blocks)
 
 TAGS = ("think", "thinking", "reasoning")
 _OPENERS = tuple(f"<{t}>" for t in TAGS)

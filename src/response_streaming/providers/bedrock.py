@@ -24,7 +24,8 @@ from typing import Iterable, Iterator, Sequence
 from ..config import Settings
 from ..errors import (AccessDenied, BadRequest, ConfigError, ModelNotFound, ProviderUnavailable, ResponseStreamingError,
                       StreamInterrupted, Throttled)
-from ..events import Event, Message, Params, TextDelta
+from ..events import Event, Message, Params, ReasoningDelta, TextDelta
+from ..reasoning import split_inline_reasoning
 from ..wire.bedrock import base_model_id, converse, family_of, invoke
 from .bedrock_catalog import RETIRED, check_model, profile_id_for, retired_message
 
@@ -191,13 +192,15 @@ class BedrockProvider:
         endpoint = client.meta.endpoint_url
         try:
             if self.api == "invoke" and self.family is not None:
-                body = self.family.request_body(messages, params)
+                body = invoke.request_body(self.family, self.model, messages, params)
                 resp = client.invoke_model_with_response_stream(modelId=self.model, body=json.dumps(body),
                                                                 contentType="application/json", accept="application/json")
                 raw = resp["body"]
                 events = invoke.events(self.family, (json.loads(e["chunk"]["bytes"]) for e in raw if "chunk" in e))
+                if self.family.inline_reasoning:  # DeepSeek-R1, gpt-oss: thinking inline, split out here
+                    events = split_inline_reasoning(events, starts_inside=self.family.inline_reasoning == "inside")
             else:
-                resp = client.converse_stream(**converse.request(self.model, messages, params))
+                resp = client.converse_stream(**converse.request(self.model, messages, params, self.family))
                 raw = resp["stream"]
                 events = converse.events(raw)
         except bce.ClientError as err:
@@ -224,10 +227,10 @@ class BedrockProvider:
             raise ProviderUnavailable(f"The call to Bedrock at {endpoint} failed ({type(err).__name__}): try "
                                       "again.") from err
 
-        shown = False  # text went out: from then on nothing is retried
+        shown = False  # text or thinking went out: from then on nothing is retried
         try:
             for event in events:
-                shown = shown or isinstance(event, TextDelta)
+                shown = shown or isinstance(event, (TextDelta, ReasoningDelta))
                 yield event
         except bce.EventStreamError as err:
             error = err.response.get("Error", {})

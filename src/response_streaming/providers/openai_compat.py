@@ -16,7 +16,8 @@ from typing import Iterable, Iterator, Sequence
 from ..config import Settings
 from ..errors import (AccessDenied, BadRequest, ConfigError, ModelNotFound, ProviderUnavailable, ResponseStreamingError,
                       StreamInterrupted, Throttled)
-from ..events import Event, Finish, Message, Params, StopReason, TextDelta, Usage
+from ..events import Event, Finish, Message, Params, ReasoningDelta, StopReason, TextDelta, Usage
+from ..reasoning import split_inline_reasoning
 
 # ---------------------------------------------------------------------------------------------
 # Requests
@@ -24,7 +25,8 @@ from ..events import Event, Finish, Message, Params, StopReason, TextDelta, Usag
 
 
 def chat_request(model: str, messages: Sequence[Message], params: Params) -> dict:
-    """The JSON body of `POST {base}/chat/completions` with `stream: true`."""
+    """The JSON body of `POST {base}/chat/completions` with `stream: true`. Earlier answers go back
+    without their reasoning: OpenAI-compatible servers neither need nor (mostly) accept it."""
     msgs = [{"role": "system", "content": params.system.strip()}] if params.system.strip() else []
     msgs += [{"role": m.role, "content": m.content} for m in messages if m.content.strip()]
     if not msgs or msgs[-1]["role"] != "user":
@@ -37,6 +39,8 @@ def chat_request(model: str, messages: Sequence[Message], params: Params) -> dic
         body["top_p"] = params.top_p
     if params.stop:
         body["stop"] = list(params.stop)
+    if params.reasoning:  # OpenAI, vLLM, Ollama and llama.cpp's server all read this name
+        body["reasoning_effort"] = params.reasoning
     return body
 
 
@@ -64,7 +68,7 @@ class StreamError(Exception):
 def chat_events(payloads: Iterable[str]) -> Iterator[Event]:
     """SSE data payloads of a streamed chat completion -> our events.
 
-    Text at once; `Usage` (if the server sent it) and `Finish` when the stream ends, and only if a
+    Text and reasoning at once; `Usage` (if the server sent it) and `Finish` when the stream ends, and only if a
     finish_reason or `[DONE]` came: otherwise the answer is incomplete. An `{"error": ...}` payload
     raises `StreamError`; a payload that is not JSON raises `ValueError`.
     """
@@ -81,7 +85,13 @@ def chat_events(payloads: Iterable[str]) -> Iterator[Event]:
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
-            text = (choice.get("delta") or {}).get("content")
+            delta = choice.get("delta") or {}
+            # DeepSeek, vLLM <= 0.10 and llama.cpp's server name the thinking `reasoning_content`; vLLM >= 0.11,
+            # Ollama and OpenRouter `reasoning`. Either may come with `content: null`.
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str) and thought:
+                yield ReasoningDelta(thought)
+            text = delta.get("content")
             if text:
                 yield TextDelta(text)
             reason = choice.get("finish_reason") or reason
@@ -221,8 +231,9 @@ class OpenAICompatProvider:
             if resp.status_code >= 400:
                 raise http_error(resp.status_code, resp.read(), self.base_url, model, self._has_key)
             payloads = (sse.data for sse in httpx_sse.EventSource(resp).iter_sse())
-            for event in chat_events(payloads):
-                shown = shown or isinstance(event, TextDelta)
+            # Servers without a reasoning parser leave `<think>` tags in `content`: split them out too.
+            for event in split_inline_reasoning(chat_events(payloads)):
+                shown = shown or isinstance(event, (TextDelta, ReasoningDelta))
                 yield event
             if not resp.num_bytes_downloaded:
                 # llama-cpp-python's server answers 200 with an empty body when generation fails

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ...config import Settings
 from ...errors import BadRequest, ConfigError
 from ...events import Event, Finish, Message, Params, StopReason, TextDelta, Usage
+from ...reasoning import split_inline_reasoning
 from .models import BUNDLED, DEFAULT_MODEL, bundled_choices, chosen_bundle, resolve_model_path
 from .templates import TRANSCRIPT_STOPS, PromptFormat, StopMatcher, build_prompt, check_template
 
@@ -108,7 +109,7 @@ class LocalStream:
     def __init__(self, provider: LocalProvider, messages: Sequence[Message], params: Params) -> None:
         self._req: Request | None = None
         self._engine = provider.engine
-        self._gen = provider._events(messages, params, self)
+        self._gen = split_inline_reasoning(provider._events(messages, params, self))  # models that think in tags
 
     def __iter__(self) -> LocalStream:
         return self

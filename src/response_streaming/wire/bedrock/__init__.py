@@ -2,7 +2,8 @@
 
 - `converse`: ConverseStream / Converse, one format for every model.
 - `invoke`: InvokeModelWithResponseStream `chunk` frames; each model family's native JSON is one
-  module (`anthropic`, `meta`, `mistral`, `titan`, `nova`, `cohere`) listed in `families.FAMILIES`.
+  module (`anthropic`, `meta`, `mistral`, `titan`, `nova`, `cohere`, `deepseek`, `gptoss`) listed in
+  `families.FAMILIES`.
 - `frames`: what both streams share, and `encode` (events -> a whole stream through an encoder).
 - `errors`: JSON error responses and in-stream exception frames.
 

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ...errors import BadRequest
-from ...events import Message, Params
-from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, read_messages, turns
+from ...events import EFFORT_BUDGET, Message, Params, ReasoningBlock, ReasoningDelta
+from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, read_messages, signed, turn_messages
+
+
+def redacted_data(block: ReasoningBlock) -> str:
+    """Redacted thinking as Anthropic's `data` string: the bytes we kept of it (ASCII), or base64 of
+    bytes that came another way (Converse's blob)."""
+    try:
+        return block.redacted.decode("ascii")
+    except UnicodeDecodeError:
+        return base64.b64encode(block.redacted).decode()
+
+
+def native_blocks(m: Message) -> list[dict]:
+    """An Anthropic messages-API content list: signed thinking first, as the API wants it, then the text."""
+    thought = [
+        {"type": "redacted_thinking", "data": redacted_data(b)}
+        if b.redacted
+        else {"type": "thinking", "thinking": b.text, "signature": b.signature}
+        for b in signed(m.reasoning)
+    ]
+    return [*thought, {"type": "text", "text": m.content}]
 
 
 def _text(content: Any, where: str) -> str:
@@ -29,12 +51,30 @@ class Anthropic(Family):
     # ours: end_turn, max_tokens, stop_sequence, content_filtered, other
     stop_words = by_reason("end_turn", "max_tokens", "stop_sequence", "end_turn", "end_turn")
 
+    def thinking(self, base_id: str, params: Params) -> tuple[dict, Params]:
+        """Extended thinking with a budget per effort. Claude counts thinking within max_tokens, so the
+        budget is added to it (the answer keeps its own), and thinking refuses a changed temperature or
+        top_p, so they are left to the model."""
+        if not params.reasoning:
+            return {}, params
+        budget = EFFORT_BUDGET[params.reasoning]
+        more = replace(params, max_tokens=params.max_tokens + budget, temperature=None, top_p=None)
+        return {"thinking": {"type": "enabled", "budget_tokens": budget}}, more
+
+    def reasoning_back(self, reasoning: Sequence[ReasoningBlock]) -> list[dict]:
+        return [
+            {"reasoningContent": {"redactedContent": b.redacted}}
+            if b.redacted
+            else {"reasoningContent": {"reasoningText": {"text": b.text, "signature": b.signature}}}
+            for b in signed(reasoning)
+        ]
+
     def request_body(self, messages: Sequence[Message], params: Params) -> dict:
         p = params
         return opt(
             anthropic_version="bedrock-2023-05-31",
             max_tokens=p.max_tokens,
-            messages=[{"role": r, "content": [{"type": "text", "text": t}]} for r, t in turns(messages)],
+            messages=[{"role": m.role, "content": native_blocks(m)} for m in turn_messages(messages)],
             system=p.system.strip() or None,
             temperature=p.temperature,
             top_p=p.top_p,
@@ -46,7 +86,18 @@ class Anthropic(Family):
         if kind == "message_start":
             return NativeChunk(input_tokens=(chunk.get("message", {}).get("usage") or {}).get("input_tokens"))
         if kind == "content_block_delta":
-            return NativeChunk(text=(chunk.get("delta") or {}).get("text") or "")
+            delta = chunk.get("delta") or {}
+            if delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                return NativeChunk(reasoning=ReasoningDelta(delta["thinking"]))
+            if delta.get("type") == "signature_delta" and delta.get("signature"):
+                return NativeChunk(reasoning=ReasoningDelta(signature=delta["signature"]))
+            return NativeChunk(text=delta.get("text") or "")
+        if kind == "content_block_start":
+            # Redacted thinking is one whole block; its opaque `data` goes back as the same string.
+            block = chunk.get("content_block") or {}
+            if block.get("type") == "redacted_thinking" and block.get("data"):
+                return NativeChunk(reasoning=ReasoningDelta(redacted=str(block["data"]).encode()))
+            return NativeChunk()
         if kind == "message_delta":
             return NativeChunk(
                 stop=(chunk.get("delta") or {}).get("stop_reason"),

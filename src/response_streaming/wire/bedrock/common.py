@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import BadRequest
-from ...events import Message, Params, StopReason
+from ...events import Message, Params, ReasoningBlock, ReasoningDelta, StopReason
 
 # Geography prefixes of system-defined cross-region inference profiles.
 PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
@@ -39,26 +39,38 @@ def base_model_id(model_id: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def turns(messages: Sequence[Message]) -> list[tuple[str, str]]:
-    """(role, text) turns Bedrock accepts: starting with the user, alternating, ending with the user.
+def turn_messages(messages: Sequence[Message]) -> list[Message]:
+    """The turns Bedrock accepts: starting with the user, alternating, ending with the user.
 
     The history may hold two user turns in a row (an answer that failed with no text is not kept):
-    they are joined, because Converse rejects consecutive turns of one role.
+    they are joined, because Converse rejects consecutive turns of one role. An assistant turn keeps
+    its reasoning (joined turns keep all of it, in order); each family decides what of it goes back.
     """
-    out: list[tuple[str, str]] = []
+    out: list[Message] = []
     for m in messages:
         text = m.content.strip()
         if not text or (not out and m.role != "user"):
             continue
-        if out and out[-1][0] == m.role:
-            out[-1] = (m.role, out[-1][1] + "\n\n" + text)
+        if out and out[-1].role == m.role:
+            out[-1] = Message(m.role, out[-1].content + "\n\n" + text, out[-1].reasoning + m.reasoning)
         else:
-            out.append((m.role, text))
-    while out and out[-1][0] != "user":
+            out.append(Message(m.role, text, m.reasoning))
+    while out and out[-1].role != "user":
         out.pop()
     if not out:
         raise BadRequest("The prompt is empty: type a question or some text to continue.")
     return out
+
+
+def turns(messages: Sequence[Message]) -> list[tuple[str, str]]:
+    """(role, text) of `turn_messages`: for the families that send no reasoning back."""
+    return [(m.role, m.content) for m in turn_messages(messages)]
+
+
+def signed(reasoning: Sequence[ReasoningBlock]) -> list[ReasoningBlock]:
+    """The blocks Claude accepts back: signed text or redacted bytes. Unsigned thinking (another
+    model's, or cut before its signature) would be rejected, so it is left out."""
+    return [b for b in reasoning if b.redacted or (b.signature and b.text)]
 
 
 def opt(**kv: Any) -> dict:
@@ -160,6 +172,7 @@ class NativeChunk:
     """What one native JSON chunk says, whatever its family."""
 
     text: str = ""
+    reasoning: ReasoningDelta | None = None  # thinking the family streams apart from the answer
     stop: str | None = None  # the family's own stop word, when this chunk carries it
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -188,6 +201,10 @@ class Family:
     name: str
     #: Our stop reasons (events.StopReason) in the family's own words.
     stop_words: dict[str, str]
+    #: How the family's text carries thinking: "" (apart, or not at all), "tags" (`<reasoning>...</reasoning>`
+    #: before the answer) or "inside" (the stream starts inside the thought and closes it with `</think>`).
+    #: The provider splits such text with `reasoning.split_inline_reasoning`.
+    inline_reasoning: str = ""
 
     def matches(self, base_id: str) -> bool:
         """Whether a bare model id (`base_model_id`) is in this family; by default its vendor prefix."""
@@ -195,6 +212,17 @@ class Family:
 
     def request_body(self, messages: Sequence[Message], params: Params) -> dict:
         raise NotImplementedError
+
+    def thinking(self, base_id: str, params: Params) -> tuple[dict, Params]:
+        """The fields that ask this model to think with effort `params.reasoning` (Converse sends them in
+        `additionalModelRequestFields`, native bodies at their top level), and the params to send with
+        them. By default none: the family has no switch (it never thinks, or always does)."""
+        return {}, params
+
+    def reasoning_back(self, reasoning: Sequence[ReasoningBlock]) -> list[dict]:
+        """An assistant turn's reasoning as Converse content blocks sent back before its text: none by
+        default (DeepSeek asks for none, and most models can't read them)."""
+        return []
 
     def parse_chunk(self, chunk: dict) -> NativeChunk:
         raise NotImplementedError

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ...errors import BadRequest
-from ...events import Event, Finish, Message, Params, StopReason, TextDelta, Usage
+from ...events import Event, Finish, Message, Params, ReasoningDelta, StopReason, TextDelta, Usage
 from ..eventstream import event_frame
-from .common import RawRequest, normalise_stop, read_messages, turns
+from .common import Family, RawRequest, base_model_id, normalise_stop, read_messages, turn_messages
 from .frames import pad
 
 # ---------------------------------------------------------------------------------------------
@@ -22,8 +22,13 @@ from .frames import pad
 # ---------------------------------------------------------------------------------------------
 
 
-def request(model_id: str, messages: Sequence[Message], params: Params) -> dict:
-    """Keyword arguments for `client.converse_stream(...)`."""
+def request(model_id: str, messages: Sequence[Message], params: Params, family: Family | None = None) -> dict:
+    """Keyword arguments for `client.converse_stream(...)`.
+
+    `family` (the model's native format, when we know it) decides what reasoning asks for and what of
+    an earlier turn's reasoning goes back: Claude's signed thinking, first in its turn; nothing else.
+    """
+    fields, params = family.thinking(base_model_id(model_id), params) if family else ({}, params)
     config: dict = {"maxTokens": params.max_tokens}
     if params.temperature is not None:
         config["temperature"] = params.temperature
@@ -33,9 +38,14 @@ def request(model_id: str, messages: Sequence[Message], params: Params) -> dict:
         config["stopSequences"] = list(params.stop)
     req = {
         "modelId": model_id,
-        "messages": [{"role": r, "content": [{"text": t}]} for r, t in turns(messages)],
+        "messages": [
+            {"role": m.role, "content": [*(family.reasoning_back(m.reasoning) if family else ()), {"text": m.content}]}
+            for m in turn_messages(messages)
+        ],
         "inferenceConfig": config,
     }
+    if fields:
+        req["additionalModelRequestFields"] = fields
     if params.system.strip():
         req["system"] = [{"text": params.system.strip()}]
     return req
@@ -44,7 +54,8 @@ def request(model_id: str, messages: Sequence[Message], params: Params) -> dict:
 def events(raw: Iterable[dict]) -> Iterator[Event]:
     """ConverseStream events (as boto3 yields them) -> our events.
 
-    Text is passed on at once; usage and latency come from `metadata`, the stop reason from
+    Text and reasoning are passed on at once (a reasoning block has no start event: its deltas
+    simply come first, at their own index); usage and latency come from `metadata`, the stop reason from
     `messageStop`. `Usage` and `Finish` are sent when the stream ends, and only if `messageStop`
     came: without it the answer is incomplete.
     """
@@ -53,9 +64,11 @@ def events(raw: Iterable[dict]) -> Iterator[Event]:
     latency: int | None = None
     for event in raw:
         if "contentBlockDelta" in event:
-            text = event["contentBlockDelta"].get("delta", {}).get("text")
-            if text:
-                yield TextDelta(text)
+            delta = event["contentBlockDelta"].get("delta", {})
+            if delta.get("text"):
+                yield TextDelta(delta["text"])
+            elif thought := reasoning_delta(delta.get("reasoningContent")):
+                yield thought
         elif "messageStop" in event:
             reason = normalise_stop(event["messageStop"].get("stopReason"))
         elif "metadata" in event:
@@ -67,6 +80,14 @@ def events(raw: Iterable[dict]) -> Iterator[Event]:
     if usage is not None:
         yield usage
     yield Finish(reason, latency_ms=latency)
+
+
+def reasoning_delta(rc: Any) -> ReasoningDelta | None:
+    """A `reasoningContent` delta -> ours: `{"text"}`, `{"signature"}` or `{"redactedContent": bytes}`."""
+    if not isinstance(rc, dict):
+        return None
+    thought = ReasoningDelta(rc.get("text") or "", rc.get("signature") or "", bytes(rc.get("redactedContent") or b""))
+    return thought if thought.text or thought.signature or thought.redacted else None
 
 
 # ---------------------------------------------------------------------------------------------

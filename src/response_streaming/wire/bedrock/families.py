@@ -3,11 +3,21 @@ see `common.Family`), then add it here; the provider, `serve` and the tests' fak
 
 from __future__ import annotations
 
-from . import anthropic, cohere, meta, mistral, nova, titan
+from . import anthropic, cohere, deepseek, gptoss, meta, mistral, nova, titan
 from .common import Family, base_model_id
 
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (anthropic.FAMILY, meta.FAMILY, mistral.FAMILY, titan.FAMILY, nova.FAMILY, cohere.FAMILY)
+    f.name: f
+    for f in (
+        anthropic.FAMILY,
+        meta.FAMILY,
+        mistral.FAMILY,
+        titan.FAMILY,
+        nova.FAMILY,
+        cohere.FAMILY,
+        deepseek.FAMILY,
+        gptoss.FAMILY,
+    )
 }
 
 

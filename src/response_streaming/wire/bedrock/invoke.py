@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-from ...events import Event, Finish, TextDelta, Usage
+from ...events import Event, Finish, Message, Params, TextDelta, Usage
 from ..eventstream import event_frame
-from .common import METRICS_KEY, Family, normalise_stop
+from .common import METRICS_KEY, Family, base_model_id, normalise_stop
 from .frames import invocation_metrics, pad
+
+
+def request_body(family: Family, model_id: str, messages: Sequence[Message], params: Params) -> dict:
+    """The native body for `model_id`: the family's own, with its thinking fields when `params.reasoning` asks."""
+    fields, params = family.thinking(base_model_id(model_id), params)
+    return {**family.request_body(messages, params), **fields}
 
 
 def chunk_frame(native: dict) -> bytes:
@@ -33,6 +39,8 @@ def events(family: Family, chunks: Iterable[dict]) -> Iterator[Event]:
     inp = out = latency = None
     for chunk in chunks:
         c = family.parse_chunk(chunk)
+        if c.reasoning is not None:
+            yield c.reasoning
         if c.text:
             yield TextDelta(c.text)
         stop = c.stop or stop

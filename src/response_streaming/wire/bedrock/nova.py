@@ -18,6 +18,12 @@ class Nova(Family):
     def matches(self, base_id: str) -> bool:
         return base_id.startswith("amazon.nova")
 
+    def thinking(self, base_id: str, params: Params) -> tuple[dict, Params]:
+        # Nova 2 models reason on request; Nova 1 models can't.
+        if not params.reasoning or not base_id.startswith("amazon.nova-2"):
+            return {}, params
+        return {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": params.reasoning}}, params
+
     def request_body(self, messages: Sequence[Message], params: Params) -> dict:
         p = params
         return opt(
