@@ -156,3 +156,33 @@ def page(browser):
     pg = context.new_page()
     yield pg
     context.close()
+
+
+LLAMA_SERVER_KEY = "test-key-123"
+
+
+@pytest.fixture(scope="session")
+def llama_server(local_settings, tmp_path_factory):
+    """llama-cpp-python's own OpenAI-compatible server on the bundled model (a server we did not write)."""
+    from response_streaming.providers.local import resolve_model_path
+
+    gguf = resolve_model_path(local_settings)
+    port = free_port()
+    # Its log goes to a file: llama.cpp is chatty, and a full pipe nobody reads would block the server.
+    # The bundled Gemma is a *base* model: under the GGUF's own chat template it ends its turn at once,
+    # while a plain "USER: ... ASSISTANT:" transcript (llama.cpp's "vicuna" format) makes it write.
+    log = open(tmp_path_factory.mktemp("llama-server") / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "2048", "--api_key", LLAMA_SERVER_KEY, "--verbose", "false", "--chat_format", "vicuna"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # /docs needs no key; the server answers only once the model is loaded.
+        wait_http(f"http://127.0.0.1:{port}/docs", timeout=180, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from conftest import free_port, wait_http
+from conftest import LLAMA_SERVER_KEY as KEY
+from conftest import free_port
 from response_streaming.config import Settings
 from response_streaming.errors import (AccessDenied, BadRequest, ConfigError, ModelNotFound, ProviderUnavailable,
                                        StreamInterrupted, Throttled)
@@ -25,38 +26,11 @@ from response_streaming.providers import make_provider
 from response_streaming.providers.openai_compat import chat_events, chat_request, http_error
 from response_streaming.recorder import Recorder
 
-KEY = "test-key-123"
 ASK = [Message("user", "Write one sentence about the sea.")]
 SMALL = Params(max_tokens=8, temperature=0.0)
 
 
-# --- llama-cpp-python's server ------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def llama_server(local_settings, tmp_path_factory):
-    from response_streaming.providers.local import resolve_model_path
-
-    gguf = resolve_model_path(local_settings)
-    port = free_port()
-    # Its log goes to a file: llama.cpp is chatty, and a full pipe nobody reads would block the server.
-    # The bundled Gemma is a *base* model: under the GGUF's own chat template it ends its turn at once,
-    # while a plain "USER: ... ASSISTANT:" transcript (llama.cpp's "vicuna" format) makes it write.
-    log = open(tmp_path_factory.mktemp("llama-server") / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--api_key", KEY, "--verbose", "false", "--chat_format", "vicuna"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        # /docs needs no key; the server answers only once the model is loaded.
-        wait_http(f"http://127.0.0.1:{port}/docs", timeout=180, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
+# --- llama-cpp-python's server (the `llama_server` fixture, tests/conftest.py) ----------------------
 
 def provider(base, **kw):
     return make_provider(Settings(provider="openai", openai_base_url=f"{base}/v1", openai_api_key=KEY, **kw))
