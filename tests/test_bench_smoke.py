@@ -57,3 +57,16 @@ def test_server_bench_streams_and_refuses_past_the_queue(tmp_path):
     assert "1 refused with 429" in text and "error shape: yes" in text
     raw = json.loads(out.with_suffix(".json").read_text())
     assert raw["granian-4-0"]["errors"] == [] and raw["granian-4-0"]["peak"] > 0
+
+
+@pytest.mark.browser
+def test_long_chat_bench_runs_the_page_before_and_after(tmp_path):
+    import long_chat
+
+    out = long_chat.main(["--sizes", "4", "--runs", "1", "--budget", "60", "--out", str(tmp_path / "long_chat.md")])
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert sorted(r["version"] for r in results) == ["after", "before"]
+    for r in results:
+        assert r["size"] == 4 and r["ws_bytes"] > 0
+        assert all(math.isfinite(r[k]) and r[k] >= 0 for k in ("load_ms", "first_ms", "complete_ms", "stream_ms")), r
+    assert "| 4 | after | 1 |" in out.read_text()
