@@ -183,6 +183,10 @@ def test_stop_on_the_local_model_frees_it_for_the_next_answer(streamlit_server, 
     shows(page, stopped)
 
     # queue_size=0: had the stopped stream kept the model, this request would be refused as busy.
+    # A short answer this time (set in the sidebar): the chat model would otherwise write 300 tokens.
+    page.get_by_text("Parameters").click()
+    page.get_by_label("Max tokens").fill("12")
+    page.get_by_label("Max tokens").press("Enter")
     page.locator(".st-key-input textarea").fill("Say hello:")
     go(page).click()
     msgs = settled(history(tmp_path), 2, 180)
