@@ -77,6 +77,7 @@ def test_sidebar_parameters_reach_the_model_and_are_stored(app, tmp_path):
         "top_p": None,
         "stop": [],
         "system": "Answer briefly.",
+        "reasoning": "",
     }
     assert answer.meta["metrics"]["output_tokens"] == 5 and answer.meta["metrics"]["stop_reason"] == "max_tokens"
     assert answer.meta["provider"] == "replay"
