@@ -195,3 +195,16 @@ def test_finished_messages_are_sanitised_once_while_unchanged(app, tmp_path):
     app.run()
     assert cache.misses == 11
     assert any("And more." in md.value for md in app.markdown)
+
+
+def test_the_local_model_picked_in_the_sidebar_reaches_the_provider(app, monkeypatch):
+    from response_streaming.providers.replay import ReplayProvider
+
+    asked = []
+    use_provider(monkeypatch, lambda s: asked.append((s.provider, s.model)) or ReplayProvider(text="Hi."))
+    app.selectbox(key="provider").set_value("local").run()
+    app.selectbox(key="model-local").set_value("gemma3").run()
+    app.text_area[0].input("Hello")
+    app.button(key="go").click().run()
+    assert not app.exception
+    assert asked == [("local", "gemma3")]

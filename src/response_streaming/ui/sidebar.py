@@ -164,8 +164,8 @@ def chosen(settings: Settings) -> tuple[Settings, Params]:
     ss = st.session_state
     provider = ss.get("provider", settings.provider)
     model = settings.model if settings.provider == provider else ""
-    if provider in ("bedrock", "openai"):
-        model = ss.get(f"model-{provider}") or ""
+    if f"model-{provider}" in ss:  # the provider's model field, when it has one (`_model_field`)
+        model = ss[f"model-{provider}"] or ""
     stops = tuple(_decode_stop(s) for s in ss.get("stop-sequences", []) if s)
     params = Params(max_tokens=int(ss.get("max_tokens") or settings.max_tokens), stop=stops,
                     temperature=ss.get("temperature", settings.temperature), top_p=ss.get("top_p", settings.top_p),
