@@ -9,7 +9,18 @@ from typing import Any
 
 from ...errors import BadRequest
 from ...events import EFFORT_BUDGET, Message, Params, ReasoningBlock, ReasoningDelta
-from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, read_messages, signed, turn_messages
+from .common import (
+    METRICS_KEY,
+    Family,
+    NativeChunk,
+    RawRequest,
+    by_reason,
+    opt,
+    read_fields,
+    read_messages,
+    signed,
+    turn_messages,
+)
 
 
 def redacted_data(block: ReasoningBlock) -> str:
@@ -151,14 +162,8 @@ class Anthropic(Family):
         messages = read_messages(body.get("messages"), _text)
         if body.get("max_tokens") is None:
             raise BadRequest("max_tokens is required in an Anthropic messages body.")
-        return RawRequest(
-            messages,
-            _text(body.get("system") or "", "system"),
-            body.get("max_tokens"),
-            body.get("temperature"),
-            body.get("top_p"),
-            body.get("stop_sequences"),
-            stop_name="stop_sequences",
+        return read_fields(
+            messages, _text(body.get("system") or "", "system"), body, "max_tokens", stop="stop_sequences"
         )
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...events import Message, Params
-from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, prompt_request, transcript
+from .common import (
+    METRICS_KEY,
+    Family,
+    NativeChunk,
+    RawRequest,
+    by_reason,
+    opt,
+    prompt_request,
+    read_fields,
+    transcript,
+)
 
 
 class Cohere(Family):
@@ -45,15 +55,7 @@ class Cohere(Family):
 
     def read_request(self, body: dict) -> RawRequest:
         messages, system = prompt_request(self.name, body)
-        return RawRequest(
-            messages,
-            system,
-            body.get("max_tokens"),
-            body.get("temperature"),
-            body.get("p"),
-            body.get("stop_sequences"),
-            stop_name="stop_sequences",
-        )
+        return read_fields(messages, system, body, "max_tokens", top_p="p", stop="stop_sequences")
 
 
 FAMILY = Cohere()

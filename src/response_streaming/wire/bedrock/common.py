@@ -142,6 +142,29 @@ class RawRequest:
     stop_name: str = ""  # the stop sequences' field name; "" when the format has none
 
 
+def read_fields(
+    messages: list[Message],
+    system: str,
+    fields: dict,
+    max_tokens: str,
+    top_p: str = "top_p",
+    stop: str = "",
+    prefix: str = "",
+) -> RawRequest:
+    """A `RawRequest` whose numbers sit in `fields` under the family's own names (temperature is
+    "temperature" everywhere); `stop` is "" for a family without stop sequences."""
+    return RawRequest(
+        messages,
+        system,
+        fields.get(max_tokens),
+        fields.get("temperature"),
+        fields.get(top_p),
+        fields.get(stop) if stop else None,
+        prefix=prefix,
+        stop_name=stop,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Responses
 # ---------------------------------------------------------------------------------------------

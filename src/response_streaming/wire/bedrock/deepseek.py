@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ...errors import BadRequest
 from ...events import Message, Params
-from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, turns
+from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, read_fields, turns
 
 BOS, USER, ASSISTANT, EOS = "<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<｜end▁of▁sentence｜>"
 _ROLE = f"{re.escape(USER)}|{re.escape(ASSISTANT)}"
@@ -79,15 +79,7 @@ class DeepSeek(Family):
         if not isinstance(prompt, str):
             raise BadRequest("A deepseek body needs a prompt string.")
         messages, system = read_r1_prompt(prompt)
-        return RawRequest(
-            messages,
-            system,
-            body.get("max_tokens"),
-            body.get("temperature"),
-            body.get("top_p"),
-            body.get("stop"),
-            stop_name="stop",
-        )
+        return read_fields(messages, system, body, "max_tokens", stop="stop")
 
 
 FAMILY = DeepSeek()

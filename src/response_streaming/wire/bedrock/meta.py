@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...events import Message, Params
-from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, prompt_request, turns
+from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, prompt_request, read_fields, turns
 
 
 def llama3_prompt(messages: Sequence[Message], system: str) -> str:
@@ -68,7 +68,7 @@ class Meta(Family):
 
     def read_request(self, body: dict) -> RawRequest:
         messages, system = prompt_request(self.name, body)
-        return RawRequest(messages, system, body.get("max_gen_len"), body.get("temperature"), body.get("top_p"))
+        return read_fields(messages, system, body, "max_gen_len")
 
 
 FAMILY = Meta()

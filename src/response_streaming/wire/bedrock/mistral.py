@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...events import Message, Params
-from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, prompt_request, turns
+from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, prompt_request, read_fields, turns
 
 
 def mistral_prompt(messages: Sequence[Message], system: str) -> str:
@@ -57,15 +57,7 @@ class Mistral(Family):
 
     def read_request(self, body: dict) -> RawRequest:
         messages, system = prompt_request(self.name, body)
-        return RawRequest(
-            messages,
-            system,
-            body.get("max_tokens"),
-            body.get("temperature"),
-            body.get("top_p"),
-            body.get("stop"),
-            stop_name="stop",
-        )
+        return read_fields(messages, system, body, "max_tokens", stop="stop")
 
 
 FAMILY = Mistral()

@@ -6,7 +6,17 @@ from collections.abc import Sequence
 
 from ...errors import BadRequest
 from ...events import Message, Params
-from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, prompt_to_messages, transcript
+from .common import (
+    METRICS_KEY,
+    Family,
+    NativeChunk,
+    RawRequest,
+    by_reason,
+    opt,
+    prompt_to_messages,
+    read_fields,
+    transcript,
+)
 
 
 class Titan(Family):
@@ -68,16 +78,7 @@ class Titan(Family):
         if not isinstance(text, str) or not isinstance(config, dict):
             raise BadRequest("A Titan body needs inputText (a string) and optionally textGenerationConfig (an object).")
         messages, system = prompt_to_messages(text)
-        return RawRequest(
-            messages,
-            system,
-            config.get("maxTokenCount"),
-            config.get("temperature"),
-            config.get("topP"),
-            config.get("stopSequences"),
-            prefix="textGenerationConfig.",
-            stop_name="stopSequences",
-        )
+        return read_fields(messages, system, config, "maxTokenCount", "topP", "stopSequences", "textGenerationConfig.")
 
 
 FAMILY = Titan()
