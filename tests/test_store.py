@@ -1,9 +1,13 @@
-"""The history store on SQLite: migrations, conversations, messages, the streaming lease."""
+"""The history store on SQLite: migrations, conversations, messages, one running answer per conversation."""
 from __future__ import annotations
 
 import sqlite3
 import time
 
+import pytest
+
+from response_streaming.errors import ConversationBusy
+from response_streaming.generation import Generations
 from response_streaming.store import MIGRATIONS, Store
 
 
@@ -18,8 +22,11 @@ def test_a_fresh_database_gets_every_migration_once(tmp_path):
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
         versions = [v for (v,) in db.execute("select version from schema_version order by version")]
         columns = {row[1] for row in db.execute("pragma table_info(conversations)")}
+        tables = {name for (name,) in db.execute("select name from sqlite_master where type = 'table'")}
+        mode = db.execute("pragma journal_mode").fetchone()[0]
     assert versions == list(range(1, len(MIGRATIONS) + 1))
-    assert {"busy_owner", "busy_until"} <= columns
+    assert not {"busy_owner", "busy_until"} & columns  # the old lease: a running generation is the lease now
+    assert {"generations", "generation_chunks"} <= tables and mode == "wal"
 
 
 def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path):
@@ -44,7 +51,12 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path):
     assert [m.content for m in store.messages("c1")] == ["hello"]
     store.delete_messages_from("c1", 1)
     assert store.add_message("c1", "user", "again") == 2  # ids kept growing after the rebuild
-    assert store.claim("c1", "me", 30) and store.busy("c1")
+    gens = Generations(store)
+    try:
+        gens.reserve("c1")
+        assert store.busy("c1")
+    finally:
+        gens.close()
 
 
 def test_conversations_list_newest_first_search_rename_delete(tmp_path):
@@ -83,31 +95,23 @@ def test_messages_keep_status_error_and_metadata_and_can_be_rewritten(tmp_path):
     assert [m.role for m in store.messages(cid)] == ["user"]
 
 
-def test_the_lease_admits_one_holder_until_released_or_expired(tmp_path):
-    store = Store(url(tmp_path))
-    other = Store(url(tmp_path))  # another replica on the same database
-    cid = store.create_conversation("t")
-    assert not store.busy(cid)
-    assert store.claim(cid, "tab-1", 30)
-    assert other.busy(cid)
-    assert not other.claim(cid, "tab-2", 30)
-    assert store.claim(cid, "tab-1", 30)  # the holder renews
-    other.release(cid, "tab-2")  # someone else's release changes nothing
-    assert store.busy(cid)
-    store.release(cid, "tab-1")
-    assert not store.busy(cid) and other.claim(cid, "tab-2", 0.05)
-    time.sleep(0.1)
-    assert not store.busy(cid)  # a holder that died: its lease lapses
-    assert store.claim(cid, "tab-1", 30)
-
-
-def test_renewing_never_takes_back_a_released_lease(tmp_path):
-    store = Store(url(tmp_path))
-    cid = store.create_conversation("t")
-    assert store.claim(cid, "tab-1", 30)
-    store.release(cid, "tab-1")  # Stop saved the answer and freed the conversation...
-    store.renew(cid, "tab-1", 30)  # ...while the stream's worker was still between two pieces
-    assert not store.busy(cid)
+def test_one_running_generation_per_conversation_across_replicas(tmp_path):
+    a, b = Generations(Store(url(tmp_path))), Generations(Store(url(tmp_path)))  # two replicas, one database
+    try:
+        cid = a.store.create_conversation("t")
+        assert not a.store.busy(cid)
+        gid = a.reserve(cid)
+        assert b.store.busy(cid)
+        with pytest.raises(ConversationBusy):
+            b.reserve(cid)
+        b.reserve(b.store.create_conversation("u"))  # another conversation is free
+        a.cancel(gid)  # the turn failed before the model was asked
+        assert not a.store.busy(cid)
+        b.reserve(cid)
+        assert a.store.busy(cid)
+    finally:
+        a.close()
+        b.close()
 
 
 def test_message_ids_are_never_reused(tmp_path):

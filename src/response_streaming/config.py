@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path.home() / ".local" / "share" / "response-streaming", description="Where the SQLite history lives.")
     database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in data_dir.")
 
+    # Durable generations (the log of every answer while it streams).
+    generation_stale: float = Field(15.0, gt=0, description="Seconds without an owner heartbeat before another process marks a running generation interrupted.")
+    generation_retention: float = Field(3600.0, ge=0, description="Seconds an ended generation's log stays readable (re-attach); its message stays forever.")
+    generation_heartbeat: float = Field(5.0, gt=0, description="Seconds between two owner heartbeats of running generations.")
+    generation_coalesce_ms: int = Field(50, ge=0, description="Pieces arriving within this many ms are appended to the log together (the first at once).")
+
     # Amazon Bedrock.
     aws_profile: str = Field("", description="Named AWS profile; empty means boto3's default chain.")
     aws_region: str = Field("", description="AWS region; empty means boto3's default (AWS_REGION, profile).")

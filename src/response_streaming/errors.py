@@ -71,6 +71,16 @@ class Throttled(ResponseStreamingError):
     status = 429
 
 
+class ConversationBusy(Throttled):
+    """Another answer is streaming in this conversation (another tab, window or replica)."""
+
+
+class GenerationNotFound(ResponseStreamingError):
+    """No generation has this id, or it ended longer ago than the retention time."""
+
+    status = 404
+
+
 class ProviderUnavailable(ResponseStreamingError):
     """The provider could not be reached or failed before answering."""
 

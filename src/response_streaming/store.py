@@ -2,12 +2,16 @@
 
 The database, not the Streamlit session, is the source of truth: a reload, a restart or a second
 replica reads the same rows. Invariants: the user's message is written before the model is called;
-the assistant's message is written when its stream ends, whatever the ending, with its status,
-its (partial) text, its error and its metrics.
+the assistant's message is created when its generation starts (status `streaming`) and written once
+when it ends, whatever the ending, with its status, its (partial) text, its error and its metrics.
 
-A conversation also carries a short lease (`busy_owner`, `busy_until`) taken while an answer streams,
-so a second tab or a second replica can't start another stream in it meanwhile. A lease that its
-holder never released (a killed process) simply expires.
+The tables of durable generations live here too (`generations`, `generation_chunks`; the package
+`generation` reads and writes them): a conversation is busy exactly while one of its generations
+runs, so a second tab or replica can't start another one meanwhile (a unique index says so).
+
+SQLite runs in WAL mode (readers never wait for the one writer) with a busy timeout, and write
+transactions start with `BEGIN IMMEDIATE`: a deferred one that read first and then writes fails at
+once with "database is locked" when another writer got in between, whatever the timeout.
 """
 from __future__ import annotations
 
@@ -15,10 +19,12 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from sqlalchemy import (JSON, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, create_engine,
-                        delete, func, insert, or_, select, text, update)
+from sqlalchemy import (JSON, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        create_engine, delete, event, exists, func, insert, select, text, update)
 from sqlalchemy.engine import Connection, Engine
 
 metadata = MetaData()
@@ -29,8 +35,7 @@ conversations = Table(
     Column("title", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("busy_owner", String(64), nullable=True),  # since schema 2
-    Column("busy_until", DateTime(timezone=True), nullable=True),  # since schema 2
+    # busy_owner / busy_until (schema 2 and 3) were the streaming lease; schema 4 replaced it by `generations`.
 )
 
 messages = Table(
@@ -48,6 +53,37 @@ messages = Table(
 )
 
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+# Since schema 4: one row per generation (a job that streams an answer), and its append-only log.
+generations = Table(
+    "generations", metadata,
+    Column("id", String(64), primary_key=True),  # unguessable (secrets.token_urlsafe)
+    Column("conversation_id", String(36), nullable=True),  # None: a generation outside the history (HTTP, CLI)
+    Column("message_id", Integer, nullable=True),  # the assistant message it writes when it ends
+    Column("continues", Boolean, nullable=False, default=False),  # appends to message_id's text (Continue)
+    Column("owner", String(200), nullable=False),  # the process running it: "host:pid:uuid"
+    # running, then complete / stopped / error / incomplete / interrupted
+    Column("status", String(16), nullable=False),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("provider", String(64), nullable=False, default=""),
+    Column("model", String(200), nullable=False, default=""),
+    Column("error", Text, nullable=False, default=""),
+    Column("metrics", JSON, nullable=False, default=dict),
+    Column("principal", String(200), nullable=True),  # who may attach or stop (None: anyone with the id)
+)
+Index("ix_generations_status", generations.c.status)
+
+generation_chunks = Table(
+    "generation_chunks", metadata,
+    Column("generation_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3... without gaps
+    Column("kind", String(8), nullable=False),  # text, usage, finish, error
+    Column("text", Text, nullable=False, default=""),
+    Column("data", JSON, nullable=False, default=dict),
+)
 
 
 def _schema_1(conn: Connection) -> None:
@@ -89,8 +125,34 @@ def _schema_3(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_messages_conversation_id ON messages (conversation_id)"))
 
 
+def _schema_4(conn: Connection) -> None:
+    # Durable generations; the conversation lease columns go: a running generation is the lease now.
+    v4 = MetaData()
+    ts = DateTime(timezone=True)
+    gens = Table(
+        "generations", v4,
+        Column("id", String(64), primary_key=True), Column("conversation_id", String(36)),
+        Column("message_id", Integer), Column("continues", Boolean, nullable=False),
+        Column("owner", String(200), nullable=False), Column("status", String(16), nullable=False),
+        Column("stop_requested", Boolean, nullable=False), Column("heartbeat_at", ts, nullable=False),
+        Column("started_at", ts, nullable=False), Column("ended_at", ts), Column("provider", String(64), nullable=False),
+        Column("model", String(200), nullable=False), Column("error", Text, nullable=False),
+        Column("metrics", JSON, nullable=False), Column("principal", String(200)))
+    Index("ix_generations_status", gens.c.status)
+    running = text("status = 'running'")
+    # At most one running generation per conversation, whichever tab or replica starts it.
+    Index("ux_generations_running", gens.c.conversation_id, unique=True, sqlite_where=running, postgresql_where=running)
+    Table("generation_chunks", v4,
+          Column("generation_id", String(64), primary_key=True), Column("seq", Integer, primary_key=True, autoincrement=False),
+          Column("kind", String(8), nullable=False), Column("text", Text, nullable=False),
+          Column("data", JSON, nullable=False))
+    v4.create_all(conn)
+    conn.execute(text("ALTER TABLE conversations DROP COLUMN busy_owner"))
+    conn.execute(text("ALTER TABLE conversations DROP COLUMN busy_until"))
+
+
 # Ordered schema migrations; version N is reached by running MIGRATIONS[N-1]. Append, never edit.
-MIGRATIONS = [_schema_1, _schema_2, _schema_3]
+MIGRATIONS = [_schema_1, _schema_2, _schema_3, _schema_4]
 
 # Any constant works; it only has to be the same in every replica.
 _PG_MIGRATION_LOCK = 0x5253_4D49
@@ -115,11 +177,20 @@ class Store:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        # Many generations append at once: room for more connections than SQLAlchemy's default 5 + 10.
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_setup(self.engine)
         self.migrate()
 
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite it takes the write lock first: `BEGIN IMMEDIATE`)."""
+        with self.engine.connect().execution_options(rs_write=True) as conn, conn.begin():
+            yield conn
+
     def migrate(self) -> None:
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             if conn.dialect.name == "postgresql":
                 # Replicas may start together: one migrates, the others wait here and then find nothing to do.
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
@@ -136,7 +207,7 @@ class Store:
     # Conversations -------------------------------------------------------------------------
     def create_conversation(self, title: str = "New chat") -> str:
         cid = str(uuid.uuid4())
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             conn.execute(insert(conversations).values(id=cid, title=_title(title), created_at=_now(), updated_at=_now()))
         return cid
 
@@ -155,51 +226,24 @@ class Store:
         return dict(row._mapping) if row else None
 
     def rename_conversation(self, cid: str, title: str) -> None:
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             conn.execute(update(conversations).where(conversations.c.id == cid).values(title=_title(title)))
 
     def delete_conversation(self, cid: str) -> None:
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             conn.execute(delete(messages).where(messages.c.conversation_id == cid))
             conn.execute(delete(conversations).where(conversations.c.id == cid))
 
-    # The streaming lease -------------------------------------------------------------------
-    def claim(self, cid: str, owner: str, seconds: float) -> bool:
-        """Take (or renew) the conversation's lease; False when someone else holds a live one."""
-        now = _now()
-        with self.engine.begin() as conn:
-            done = conn.execute(update(conversations).where(
-                conversations.c.id == cid,
-                or_(conversations.c.busy_until.is_(None), conversations.c.busy_until < now,
-                    conversations.c.busy_owner == owner),
-            ).values(busy_owner=owner, busy_until=now + timedelta(seconds=seconds)))
-        return done.rowcount == 1
-
-    def renew(self, cid: str, owner: str, seconds: float) -> None:
-        """Extend a lease this owner still holds; never take back one that was released (Stop)."""
-        with self.engine.begin() as conn:
-            conn.execute(update(conversations).where(conversations.c.id == cid, conversations.c.busy_owner == owner)
-                         .values(busy_until=_now() + timedelta(seconds=seconds)))
-
-    def release(self, cid: str, owner: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(conversations).where(conversations.c.id == cid, conversations.c.busy_owner == owner)
-                         .values(busy_owner=None, busy_until=None))
-
     def busy(self, cid: str) -> bool:
         """Whether an answer is streaming in this conversation right now (in any tab or replica)."""
+        running = select(generations.c.id).where(generations.c.conversation_id == cid, generations.c.status == "running")
         with self.engine.connect() as conn:
-            until = conn.execute(select(conversations.c.busy_until).where(conversations.c.id == cid)).scalar()
-        if until is None:
-            return False
-        if until.tzinfo is None:  # SQLite keeps no zone; we only ever write UTC
-            until = until.replace(tzinfo=timezone.utc)
-        return until > _now()
+            return bool(conn.execute(select(exists(running))).scalar())
 
     # Messages ------------------------------------------------------------------------------
     def add_message(self, cid: str, role: str, content: str, status: str = "complete", error: str = "",
                     meta: dict | None = None) -> int:
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             mid = conn.execute(insert(messages).values(
                 conversation_id=cid, role=role, content=content, status=status, error=error,
                 meta=_jsonable(meta), created_at=_now())).inserted_primary_key[0]
@@ -208,7 +252,7 @@ class Store:
 
     def update_message(self, mid: int, content: str, status: str, error: str, meta: dict) -> None:
         """Rewrite an answer in place (a continued answer grows; its id and position stay)."""
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             cid = conn.execute(select(messages.c.conversation_id).where(messages.c.id == mid)).scalar()
             conn.execute(update(messages).where(messages.c.id == mid).values(
                 content=content, status=status, error=error, meta=_jsonable(meta)))
@@ -223,8 +267,24 @@ class Store:
 
     def delete_messages_from(self, cid: str, message_id: int) -> None:
         """Drop a message and everything after it (regenerate, edit and resend)."""
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             conn.execute(delete(messages).where(messages.c.conversation_id == cid, messages.c.id >= message_id))
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    # pysqlite's own transaction handling would send BEGIN late and deferred; we send it ourselves.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout = 30000")  # wait for the writer rather than fail
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")  # WAL keeps a killed process's commits; only power loss may lose the last
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("rs_write") else "BEGIN")
 
 
 def _title(title: str) -> str:

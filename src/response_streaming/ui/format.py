@@ -6,7 +6,8 @@ import re
 from ..chat import STATUS_NOTES
 from ..pricing import cost, format_cost
 
-_NOTE_ICONS = {"stopped": ":material/stop_circle:", "incomplete": ":material/warning:"}
+_NOTE_ICONS = {"stopped": ":material/stop_circle:", "incomplete": ":material/warning:",
+               "interrupted": ":material/warning:"}
 CUT_NOTE = ":material/content_cut: Cut at the max-tokens limit: Continue asks the model to go on."
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")

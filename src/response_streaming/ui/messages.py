@@ -59,7 +59,7 @@ def start_edit(cid: str, message: StoredMessage) -> None:
 
 def can_continue(m: StoredMessage) -> bool:
     cut = m.meta.get("metrics", {}).get("stop_reason") == "max_tokens"
-    return bool(m.content.strip()) and (cut or m.status in ("stopped", "incomplete"))
+    return bool(m.content.strip()) and (cut or m.status in ("stopped", "incomplete", "interrupted"))
 
 
 def show_tail(cid: str, msgs: Sequence[StoredMessage], live: bool, hide: int | None = None) -> None:
@@ -112,7 +112,7 @@ def answer_footer(f: Frame, m: StoredMessage, last: bool) -> None:
         f.metrics.caption(sanitize(line))
     if not last:
         return
-    failed = m.status in ("error", "incomplete")
+    failed = m.status in ("error", "incomplete", "interrupted")
     f.actions[0].button("Retry" if failed else "Regenerate", key="regenerate", icon=":material/refresh:",
                         type="primary" if m.status == "error" else "secondary",
                         on_click=request, args=("regenerate",), kwargs={"id": m.id})

@@ -22,12 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def _stop_row() -> None:
-    # Outside `tail` on purpose: a click here reruns the whole page, which interrupts the answer
-    # streaming in `tail` at once (a click inside a fragment would wait for its run to end). The
-    # run it starts saves the answer as `stopped` (`tail.settle_interrupted`). `tail` hides this
-    # row whenever no answer streams.
+    # Outside `tail` on purpose: a click here reruns the whole page at once (a click inside a
+    # fragment would wait for its run to end); its callback stops the generation first
+    # (`tail.stop_live`). `tail` hides this row whenever no answer streams.
     with st.container(key="stop-row", horizontal=True):
-        st.button("Stop", key="stop", icon=":material/stop_circle:")
+        st.button("Stop", key="stop", icon=":material/stop_circle:", on_click=tail.stop_live)
 
 
 def _page() -> None:
@@ -41,7 +40,6 @@ def _page() -> None:
                           "the database is running; the details are in the server log."))
         return
 
-    tail.settle_interrupted()
     sidebar.follow_address()
     cid = st.query_params.get("c")
     if cid and not store.get_conversation(cid):

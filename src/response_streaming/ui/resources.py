@@ -1,5 +1,5 @@
 """What the page keeps per process (`st.cache_resource`, shared by every session): the history
-store and the provider; and the one-line messages a person can act on when something fails."""
+store, the durable generations running on it, and the provider; and the one-line messages a person can act on when something fails."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import Settings
 from ..errors import ConfigError, ResponseStreamingError
+from ..generation import Generations
 from ..providers import make_provider, provider_info
 from ..render import sanitize
 from ..store import Store
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 @st.cache_resource(show_spinner=False)
 def store(url: str) -> Store:
     return Store(url)
+
+
+@st.cache_resource(show_spinner=False)
+def generations(url: str) -> Generations:
+    # One per process and database: its jobs outlive every page run and session.
+    return Generations(store(url))
 
 
 @st.cache_resource(show_spinner="Loading the model…")

@@ -9,7 +9,7 @@ import re
 
 import streamlit as st
 
-from ..chat import export_json, export_markdown
+from ..export import export_json, export_markdown
 from ..config import Settings
 from ..events import Params
 from ..providers import NAMES, PROVIDERS

@@ -9,7 +9,8 @@ run draws; a cache saves the server's work per message but every message is stil
 re-rendered by the browser on each run. A fragment's run sends only what it draws. The catch is
 that a click inside a fragment does not interrupt a run of that fragment that is still going (it
 waits for it to end, Streamlit's `script_requests`), so Stop lives outside it (see `page`): a click
-there reruns the whole page, which interrupts the stream at once, as any click outside did before.
+there reruns the whole page. The answer itself is a durable generation: leaving it (any click, a
+reload, a closed tab) only stops watching it; the next run attaches again. Only Stop ends it.
 """
 
 from __future__ import annotations
@@ -20,28 +21,27 @@ from .. import chat
 from ..config import Settings
 from ..errors import BadRequest, ResponseStreamingError, Throttled
 from ..events import Params
+from ..generation import Generations
 from ..render import sanitize
-from ..store import Store
+from ..store import Store, StoredMessage
 from . import live, messages, sidebar
-from .resources import errors_in_one_line, get_provider
+from .resources import errors_in_one_line, generations, get_provider
 
-# How long a run waits for the answer its click interrupted to be saved (see `settle_interrupted`).
-SAVE_WAIT = 3.0
 # The Stop row is drawn by the whole page (see `page`) and shown by this part while an answer streams.
 HIDE_STOP = "<style>.st-key-stop-row { display: none; }</style>"
 
 
-def settle_interrupted() -> None:
-    """Save the answer of a run that a click interrupted, as far as it reached the page.
+def stop_live() -> None:
+    """Stop's callback: end the answer this session watches (wherever it runs), before the page redraws."""
+    live_answer = st.session_state.pop("live", None)
+    if live_answer is not None:
+        live_answer["gens"].stop(live_answer["gid"])
 
-    Streamlit starts the new run at once on a click (fast reruns) while the interrupted run is
-    still unwinding in its own thread; saving from here means this run draws the saved answer
-    (a no-op if that run already ended and saved itself).
-    """
-    previous = st.session_state.pop("live", None)
-    if previous is not None:
-        previous.stop(previous.shown)
-        previous.finished.wait(SAVE_WAIT)
+
+def _streaming(msgs: list[StoredMessage]) -> StoredMessage | None:
+    """The answer being written in this conversation (by this tab, another one, or another replica)."""
+    last = msgs[-1] if msgs else None
+    return last if last and last.status == "streaming" and last.meta.get("generation_id") else None
 
 
 def _submit() -> None:
@@ -61,9 +61,9 @@ def _cancel_edit() -> None:
 
 
 def _start(
-    store: Store, cid: str | None, action: dict, settings: Settings, params: Params
-) -> tuple[chat.Turn | None, str | None]:
-    """Carry out an action: returns the turn to stream (and the conversation it is in)."""
+    gens: Generations, cid: str | None, action: dict, settings: Settings, params: Params
+) -> tuple[str | None, str | None]:
+    """Carry out an action: returns the generation it started (and the conversation it is in)."""
     kind = action["kind"]
     if action.get("cid") != cid:
         return None, cid  # the page moved to another conversation since the click: nothing to do
@@ -72,17 +72,17 @@ def _start(
     provider = get_provider(settings)  # before any change, so a bad provider changes nothing
     if kind == "send":
         if not cid:
-            cid = store.create_conversation(title=action["prompt"].strip()[:60])
+            cid = gens.store.create_conversation(title=action["prompt"].strip()[:60])
             st.query_params["c"] = cid
-        return chat.start_turn(store, cid, provider, params, action["prompt"]), cid
+        return chat.start_turn(gens, cid, provider, params, action["prompt"]), cid
     if not cid:
         return None, cid
     if kind == "edit":
-        return chat.edit_turn(store, cid, provider, params, action["id"], action["prompt"]), cid
+        return chat.edit_turn(gens, cid, provider, params, action["id"], action["prompt"]), cid
     if kind == "regenerate":
-        return chat.regenerate_turn(store, cid, provider, params, action.get("id")), cid
+        return chat.regenerate_turn(gens, cid, provider, params, action.get("id")), cid
     if kind == "continue":
-        return chat.continue_turn(store, cid, provider, params, action["id"]), cid
+        return chat.continue_turn(gens, cid, provider, params, action["id"]), cid
     return None, cid
 
 
@@ -109,8 +109,7 @@ def _composer(streaming: bool, replacing: bool = False) -> None:
         placeholder="Ask something, then press Go",
     )
     with st.container(horizontal=True):
-        # One stream per conversation: Go is off while one streams; Stop (like any click outside
-        # this part) ends it.
+        # One stream per conversation: Go is off while one streams; only Stop ends it.
         st.button("Go", type="primary", key="go", on_click=_submit, disabled=streaming)
         # Always the same slot, so that this run's content replaces the last run's at once.
         stop_rule = st.empty()
@@ -127,15 +126,15 @@ def tail(store: Store, settings: Settings) -> None:
 
 
 def _tail(store: Store, settings: Settings) -> None:
-    settle_interrupted()
+    gens = generations(settings.sqlalchemy_url)
     inline = st.session_state.pop("full_run", False)  # drawn by a run of the whole page
     view = st.session_state.get("view") or {}
     cid, after = view.get("cid"), view.get("after")
-    turn, problem, created = None, None, False
+    problem, created = None, False
     action = st.session_state.pop("action", None)
     if action:
         try:
-            turn, new_cid = _start(store, cid, action, *sidebar.chosen(settings))
+            _, new_cid = _start(gens, cid, action, *sidebar.chosen(settings))
             created, cid = new_cid != cid, new_cid
         except ResponseStreamingError as err:
             problem = err
@@ -145,14 +144,15 @@ def _tail(store: Store, settings: Settings) -> None:
 
     # All rows, then the tail: the model reads the whole history for each answer anyway.
     msgs = [m for m in store.messages(cid) if after is None or m.id > after] if cid else []
+    # An answer being written, started by this run or earlier (a reload, another tab or replica): watch it.
+    streaming = _streaming(msgs)
     with st.container():
-        hide = turn.continues.id if turn and turn.continues else None
-        messages.show_tail(cid, msgs, live=turn is not None, hide=hide)
+        messages.show_tail(cid, msgs, live=streaming is not None, hide=streaming.id if streaming else None)
         # The live answer takes the place the answer it replaces had (regenerate, edit, continue).
-        answer = messages.frame("assistant", answer=True) if turn else None
+        answer = messages.frame("assistant", answer=True) if streaming else None
         if answer:
             messages.busy_actions(answer)
-        if cid and not turn and store.busy(cid):
+        if cid and not streaming and store.busy(cid):
             st.info(
                 "An answer is being written in this conversation in another tab or window; reload to see it.",
                 icon=":material/hourglass_top:",
@@ -162,10 +162,12 @@ def _tail(store: Store, settings: Settings) -> None:
                 st.warning(sanitize(str(problem)))
             else:
                 st.error(sanitize(str(problem)), icon=":material/error:")
-    _composer(streaming=turn is not None, replacing=bool(turn and action and action["kind"] == "edit"))
-    if turn and answer:
-        st.session_state.live = turn
-        live.stream_into(turn, answer.box, answer.metrics)
+    _composer(streaming=streaming is not None, replacing=bool(streaming and action and action["kind"] == "edit"))
+    if streaming and answer:
+        gid = streaming.meta["generation_id"]
+        st.session_state.live = {"gens": gens, "gid": gid}
+        live.stream_into(gens, gid, answer.box, answer.metrics, prior=streaming.content)
+        st.session_state.pop("live", None)
         # Draw the finished answer with its actions and turn Go back on. Only this part reruns,
         # unless a new conversation must appear in the sidebar (or this run is the whole page's,
         # where Streamlit allows no rerun of a fragment alone).

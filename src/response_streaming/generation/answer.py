@@ -1,0 +1,59 @@
+"""The assistant message a generation writes when it ends: fresh text, or text appended to a cut answer.
+
+Written in the same transaction as the generation's last chunk and status, by whichever process ends
+it (the owner, or a replica that finds the owner dead), so this is data-driven: everything it needs
+is in the `generations` row and the message itself.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from ..store import conversations, messages
+
+
+def join_continuation(before: str, after: str) -> str:
+    """Append a continuation, with the space a model drops when it starts a new sentence or word.
+
+    "adven" + "ture" stays one word; "It ended." + "Then" and "in the" + "Garden" get a space.
+    """
+    if before and after and not before[-1].isspace() and not after[0].isspace():
+        if (before[-1] in ".!?:;," and after[0].isalnum()) or (before[-1].isalnum() and after[0].isupper()):
+            return before + " " + after
+    return before + after
+
+
+def merge_metrics(parts: list[dict]) -> dict:
+    """One answer written in several requests (continue): tokens add up, the first wait counts."""
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    out = dict(parts[-1])
+    out["ttft_ms"] = parts[0].get("ttft_ms")
+    out["duration_ms"] = sum(p.get("duration_ms") or 0 for p in parts)
+    out["output_tokens"] = sum(p.get("output_tokens") or 0 for p in parts)
+    inputs = [p.get("input_tokens") for p in parts]
+    out["input_tokens"] = None if any(i is None for i in inputs) else sum(inputs)
+    return out
+
+
+def write_answer(conn: Connection, message_id: int, continues: bool, text: str, status: str, error: str,
+                 metrics: dict) -> None:
+    """Rewrite the message once, at the end. A message deleted meanwhile (its conversation was) is skipped."""
+    row = conn.execute(select(messages.c.content, messages.c.meta, messages.c.conversation_id)
+                       .where(messages.c.id == message_id)).first()
+    if row is None:
+        return
+    meta = dict(row.meta or {})
+    if continues:
+        meta["parts"] = list(meta.get("parts") or [meta.get("metrics", {})]) + [metrics]
+        meta["metrics"] = merge_metrics(meta["parts"])
+        text = join_continuation(row.content, text)
+    else:
+        meta["metrics"] = metrics
+    conn.execute(update(messages).where(messages.c.id == message_id).values(
+        content=text, status=status, error=error, meta=meta))
+    conn.execute(update(conversations).where(conversations.c.id == row.conversation_id)
+                 .values(updated_at=datetime.now(timezone.utc)))
