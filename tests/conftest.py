@@ -1,12 +1,17 @@
 """Shared fixtures: settings for the real embedded model, loopback servers, a real headless Chromium."""
 from __future__ import annotations
 
+import glob
 import os
+import pwd
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -186,3 +191,44 @@ def llama_server(local_settings, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _run(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {done.stdout}{done.stderr}")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster on a free loopback port; yields a function making fresh databases."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL is missing: run `bash scripts/system-deps.sh` (apt-get install postgresql).")
+    bindir = Path(found[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="rs-pg-"))
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        # initdb refuses to run as root: the cluster belongs to the `postgres` system user.
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("Running as root, PostgreSQL needs the `postgres` system user (apt-get install postgresql).")
+        shutil.chown(root, "postgres", "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", free_port()
+    _run(as_owner + [str(bindir / "initdb"), "-D", str(data), "-U", "rs", "--auth=trust", "-E", "UTF8", "--no-sync"])
+    _run(as_owner + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "-o",
+                     f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+
+    def database() -> str:
+        name = f"rs_{uuid.uuid4().hex[:12]}"
+        _run(as_owner + [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "rs", name])
+        return f"postgresql+psycopg://rs@127.0.0.1:{port}/{name}"
+
+    try:
+        yield database
+    finally:
+        subprocess.run(as_owner + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)

@@ -71,7 +71,7 @@ def settled(store: Store, answers: int, timeout: float = 120):
         if not convs:
             return None
         msgs = store.messages(convs[0]["id"])
-        finished = [m for m in msgs if m.role == "assistant"]
+        finished = [m for m in msgs if m.role == "assistant" and m.status != "streaming"]
         return msgs if len(finished) == answers and not store.busy(convs[0]["id"]) else None
     return wait_for(done, timeout, f"{answers} stored answers")
 
@@ -194,21 +194,26 @@ def test_stop_on_the_local_model_frees_it_for_the_next_answer(streamlit_server, 
     assert msgs[-1].status == "complete"
 
 
-def test_any_other_click_during_a_stream_keeps_the_partial_answer(streamlit_server, page, tmp_path):
+def test_leaving_a_conversation_mid_answer_keeps_it_being_written(streamlit_server, page, tmp_path):
     story = " ".join(f"word{i}" for i in range(400))
     url = streamlit_server(provider="replay", replay_rate=10, replay_text=story)
     page.goto(url)
     send(page, "Count slowly")
     wait_for(lambda: len(visible_text(answer_text(page))) > 40, 60, "some streamed text")
-    cid = only_conversation(history(tmp_path))
-    page.get_by_role("button", name="New chat").click()  # leaves the conversation mid-answer
+    store = history(tmp_path)
+    cid = only_conversation(store)
+    page.get_by_role("button", name="New chat").click()  # leaves the conversation mid-answer: nothing stops
     expect(page.locator(".stChatMessage")).to_have_count(0)
-    [_, kept] = settled(history(tmp_path), 1, 30)
+    left = len(visible_text(answer_text(page)))
+    assert store.busy(cid) and store.messages(cid)[-1].status == "streaming"
+    page.get_by_role("button", name="Count slowly").click()  # back to it: the answer is there, still growing
+    wait_for(lambda: len(visible_text(answer_text(page))) > max(left, 60), 60, "the answer, re-attached")
+    page.locator(".st-key-stop").get_by_role("button", name="Stop").click()  # only Stop ends it
+    [_, kept] = settled(store, 1, 30)
     assert kept.status == "stopped" and kept.content.startswith("word0 word1")
-    page.get_by_role("button", name="Count slowly").click()  # back to it: the partial answer is there
     shows(page, kept)
     expect(page.get_by_text("Stopped: the answer above is partial.")).to_be_visible()
-    assert not history(tmp_path).busy(cid)
+    assert not store.busy(cid)
 
 
 def test_regenerate_edit_and_continue_on_the_local_model(streamlit_server, page, tmp_path):

@@ -1,4 +1,5 @@
 """A conversation as a file: JSON for tools and the record, Markdown for people."""
+
 from __future__ import annotations
 
 import json
@@ -11,13 +12,27 @@ from .store import StoredMessage
 
 def export_json(conversation: dict, messages: Sequence[StoredMessage]) -> str:
     """The whole conversation, every field we keep, as JSON (for tools and for the record)."""
-    return json.dumps({
-        "id": conversation["id"],
-        "title": conversation["title"],
-        "created_at": _iso(conversation.get("created_at")),
-        "messages": [{"role": m.role, "content": m.content, "status": m.status, "error": m.error,
-                      "created_at": _iso(m.created_at), **m.meta} for m in messages],
-    }, indent=2, ensure_ascii=False, default=str)
+    return json.dumps(
+        {
+            "id": conversation["id"],
+            "title": conversation["title"],
+            "created_at": _iso(conversation.get("created_at")),
+            "messages": [
+                {
+                    "role": m.role,
+                    "content": m.content,
+                    "status": m.status,
+                    "error": m.error,
+                    "created_at": _iso(m.created_at),
+                    **m.meta,
+                }
+                for m in messages
+            ],
+        },
+        indent=2,
+        ensure_ascii=False,
+        default=str,
+    )
 
 
 def export_markdown(conversation: dict, messages: Sequence[StoredMessage]) -> str:

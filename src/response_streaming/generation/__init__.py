@@ -7,6 +7,7 @@ history database, that any viewer (page, HTTP, CLI) can attach to at any offset.
 - `recovery`: owner heartbeats, interrupted generations, retention.
 - `answer`: the message a generation writes when it ends.
 """
+
 from .core import Generations, exit_on_sigterm
 from .log import Chunk, GenerationInfo
 

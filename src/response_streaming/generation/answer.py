@@ -4,9 +4,10 @@ Written in the same transaction as the generation's last chunk and status, by wh
 it (the owner, or a replica that finds the owner dead), so this is data-driven: everything it needs
 is in the `generations` row and the message itself.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
@@ -19,10 +20,11 @@ def join_continuation(before: str, after: str) -> str:
 
     "adven" + "ture" stays one word; "It ended." + "Then" and "in the" + "Garden" get a space.
     """
-    if before and after and not before[-1].isspace() and not after[0].isspace():
-        if (before[-1] in ".!?:;," and after[0].isalnum()) or (before[-1].isalnum() and after[0].isupper()):
-            return before + " " + after
-    return before + after
+    if not (before and after) or before[-1].isspace() or after[0].isspace():
+        return before + after
+    sentence = before[-1] in ".!?:;," and after[0].isalnum()
+    word = before[-1].isalnum() and after[0].isupper()
+    return before + " " + after if sentence or word else before + after
 
 
 def merge_metrics(parts: list[dict]) -> dict:
@@ -39,11 +41,13 @@ def merge_metrics(parts: list[dict]) -> dict:
     return out
 
 
-def write_answer(conn: Connection, message_id: int, continues: bool, text: str, status: str, error: str,
-                 metrics: dict) -> None:
+def write_answer(
+    conn: Connection, message_id: int, continues: bool, text: str, status: str, error: str, metrics: dict
+) -> None:
     """Rewrite the message once, at the end. A message deleted meanwhile (its conversation was) is skipped."""
-    row = conn.execute(select(messages.c.content, messages.c.meta, messages.c.conversation_id)
-                       .where(messages.c.id == message_id)).first()
+    row = conn.execute(
+        select(messages.c.content, messages.c.meta, messages.c.conversation_id).where(messages.c.id == message_id)
+    ).first()
     if row is None:
         return
     meta = dict(row.meta or {})
@@ -53,7 +57,9 @@ def write_answer(conn: Connection, message_id: int, continues: bool, text: str, 
         text = join_continuation(row.content, text)
     else:
         meta["metrics"] = metrics
-    conn.execute(update(messages).where(messages.c.id == message_id).values(
-        content=text, status=status, error=error, meta=meta))
-    conn.execute(update(conversations).where(conversations.c.id == row.conversation_id)
-                 .values(updated_at=datetime.now(timezone.utc)))
+    conn.execute(
+        update(messages).where(messages.c.id == message_id).values(content=text, status=status, error=error, meta=meta)
+    )
+    conn.execute(
+        update(conversations).where(conversations.c.id == row.conversation_id).values(updated_at=datetime.now(UTC))
+    )

@@ -4,6 +4,7 @@ A generation outlives whoever asked for it: a page run, an HTTP request, a termi
 threads of this process; its log and its state live in the database, so any process on the same
 database can follow it, read it, or ask it to stop.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -13,9 +14,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
-from typing import Iterator, Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,12 +31,14 @@ from .recovery import Sweeper, end_orphan, forget_owner, new_owner, owner_dead, 
 
 log = logging.getLogger(__name__)
 
-BUSY = ("An answer is already being written in this conversation (in another tab or window). "
-        "Wait for it to finish or stop it there, then try again.")
+BUSY = (
+    "An answer is already being written in this conversation (in another tab or window). "
+    "Wait for it to finish or stop it there, then try again."
+)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Generations:
@@ -67,9 +70,22 @@ class Generations:
         """
         gid = secrets.token_urlsafe(24)
         now = _now()
-        row = dict(id=gid, conversation_id=conversation_id, message_id=None, continues=False, owner=self.owner,
-                   status="running", stop_requested=False, heartbeat_at=now, started_at=now, provider="", model="",
-                   error="", metrics={}, principal=principal)
+        row: dict[str, object] = dict(
+            id=gid,
+            conversation_id=conversation_id,
+            message_id=None,
+            continues=False,
+            owner=self.owner,
+            status="running",
+            stop_requested=False,
+            heartbeat_at=now,
+            started_at=now,
+            provider="",
+            model="",
+            error="",
+            metrics={},
+            principal=principal,
+        )
         with self._lock:
             self._reserved.add(gid)
         for attempt in range(2):
@@ -86,7 +102,8 @@ class Generations:
 
     def _free_orphaned(self, conversation_id: str | None) -> bool:
         q = select(generations.c.id, generations.c.owner).where(
-            generations.c.conversation_id == conversation_id, generations.c.status == "running")
+            generations.c.conversation_id == conversation_id, generations.c.status == "running"
+        )
         with self.store.engine.connect() as conn:
             row = conn.execute(q).first()
         if row is None:
@@ -100,12 +117,24 @@ class Generations:
         with self._lock:
             self._reserved.discard(gid)
         with self.store.write() as conn:
-            conn.execute(delete(generations).where(generations.c.id == gid, generations.c.owner == self.owner,
-                                                   generations.c.provider == ""))
+            conn.execute(
+                delete(generations).where(
+                    generations.c.id == gid, generations.c.owner == self.owner, generations.c.provider == ""
+                )
+            )
 
-    def start(self, provider: Provider, messages_: Sequence[Message], params: Params, *,
-              conversation_id: str | None = None, message_id: int | None = None, continues: bool = False,
-              principal: str | None = None, generation_id: str | None = None) -> str:
+    def start(
+        self,
+        provider: Provider,
+        messages_: Sequence[Message],
+        params: Params,
+        *,
+        conversation_id: str | None = None,
+        message_id: int | None = None,
+        continues: bool = False,
+        principal: str | None = None,
+        generation_id: str | None = None,
+    ) -> str:
         """Start a generation; returns its id at once (the job runs in its own threads).
 
         With `conversation_id`, the assistant message is created now with status `streaming` and
@@ -118,29 +147,53 @@ class Generations:
         except BaseException:
             self.cancel(gid)
             raise
-        job = Job(self.log, gid, self.owner, provider, messages_, params,
-                  self.settings.generation_coalesce_ms / 1000, self._on_end)
+        job = Job(
+            self.log,
+            gid,
+            self.owner,
+            provider,
+            messages_,
+            params,
+            self.settings.generation_coalesce_ms / 1000,
+            self._on_end,
+        )
         with self._lock:
             self._jobs[gid] = job
             self._reserved.discard(gid)
         job.start()
         return gid
 
-    def _link_message(self, gid: str, provider: Provider, params: Params, cid: str | None, mid: int | None,
-                      continues: bool) -> int | None:
+    def _link_message(
+        self, gid: str, provider: Provider, params: Params, cid: str | None, mid: int | None, continues: bool
+    ) -> int | None:
         meta = {"generation_id": gid, "provider": provider.name, "model": provider.model, "params": asdict(params)}
         with self.store.write() as conn:
             if cid is not None and mid is None:
-                mid = conn.execute(insert(messages).values(
-                    conversation_id=cid, role="assistant", content="", status="streaming", error="",
-                    meta=meta, created_at=_now())).inserted_primary_key[0]
+                key = conn.execute(
+                    insert(messages).values(
+                        conversation_id=cid,
+                        role="assistant",
+                        content="",
+                        status="streaming",
+                        error="",
+                        meta=meta,
+                        created_at=_now(),
+                    )
+                ).inserted_primary_key
+                mid = int(key[0]) if key else None
                 conn.execute(update(conversations).where(conversations.c.id == cid).values(updated_at=_now()))
             elif mid is not None:
                 old = conn.execute(select(messages.c.meta).where(messages.c.id == mid)).scalar() or {}
-                conn.execute(update(messages).where(messages.c.id == mid).values(
-                    status="streaming", error="", meta={**old, **meta}))
-            conn.execute(update(generations).where(generations.c.id == gid).values(
-                message_id=mid, continues=continues, provider=provider.name, model=provider.model))
+                conn.execute(
+                    update(messages)
+                    .where(messages.c.id == mid)
+                    .values(status="streaming", error="", meta={**old, **meta})
+                )
+            conn.execute(
+                update(generations)
+                .where(generations.c.id == gid)
+                .values(message_id=mid, continues=continues, provider=provider.name, model=provider.model)
+            )
         return mid
 
     def _on_end(self, job: Job) -> None:

@@ -11,12 +11,14 @@ Only `stop()` ends a job early: a Stop (status `stopped`) or the process shuttin
 (`interrupted`). The writer then saves at once, with what the log holds plus what was pending; the
 reader closes the provider stream after the piece in flight.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import cast
 
 from ..errors import ResponseStreamingError, StreamInterrupted
 from ..events import Event, Message, Params, Provider
@@ -25,8 +27,9 @@ from .log import Ending, Kind, Log, Lost
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = ("The app stopped while this answer was being written (a restart or a crash); "
-               "the text above is what had arrived.")
+INTERRUPTED = (
+    "The app stopped while this answer was being written (a restart or a crash); the text above is what had arrived."
+)
 RETRY_WRITES = 20  # consecutive failed appends (about 10 s) before a job gives up on the database
 
 
@@ -44,8 +47,17 @@ def terminal(status: str, error: str, metrics: dict, exception: BaseException | 
 
 
 class Job:
-    def __init__(self, log_: Log, gid: str, owner: str, provider: Provider, messages: Sequence[Message], params: Params,
-                 window: float, on_end: Callable[["Job"], None]) -> None:
+    def __init__(
+        self,
+        log_: Log,
+        gid: str,
+        owner: str,
+        provider: Provider,
+        messages: Sequence[Message],
+        params: Params,
+        window: float,
+        on_end: Callable[[Job], None],
+    ) -> None:
         self.log, self.gid, self.owner = log_, gid, owner
         self.provider = provider
         self.window = window
@@ -75,7 +87,7 @@ class Job:
             self._cond.notify_all()
 
     def _read(self) -> None:
-        pieces = iter(self.rec)
+        pieces = cast(Generator[str, None, None], iter(self.rec))
         try:
             for piece in pieces:
                 with self._cond:
@@ -143,20 +155,24 @@ class Job:
 
     def _finish(self, batch: list[str], ending: str) -> None:
         rec = self.rec
+        status: str
         if ending == "done":
             status, error, metrics = rec.status, rec.error, rec.metrics.as_dict()
             if status == "streaming":  # cannot happen once the reader is done; be safe
                 status = "incomplete"
         else:
             status, metrics = ending, rec.live_metrics()
-            error = {"interrupted": INTERRUPTED, "error": "The answer could not be saved while it streamed; "
-                     "the text above is what was saved."}.get(ending, "")
+            error = {
+                "interrupted": INTERRUPTED,
+                "error": "The answer could not be saved while it streamed; the text above is what was saved.",
+            }.get(ending, "")
         chunks: list[tuple[Kind, str, dict]] = []
         if batch:
             chunks.append(self._text(batch))
         if ending == "done" and rec.metrics.input_tokens is not None:
-            chunks.append(("usage", "", {"input_tokens": rec.metrics.input_tokens,
-                                         "output_tokens": rec.metrics.output_tokens}))
+            chunks.append(
+                ("usage", "", {"input_tokens": rec.metrics.input_tokens, "output_tokens": rec.metrics.output_tokens})
+            )
         chunks.append(terminal(status, error, metrics, rec.exception if ending == "done" else None))
         self.log.append(self.gid, self.seq + 1, chunks, Ending(status, error, metrics), owner=self.owner)
         self.seq += len(chunks)

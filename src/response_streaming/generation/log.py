@@ -7,14 +7,16 @@ database turns those into the same in-process wake-ups, so a replica's viewers f
 also re-reads after `poll` seconds whatever happens, so a missed notification (a dropped listener
 connection, another process on SQLite) only delays it.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterator, Literal, Sequence
+from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
@@ -99,7 +101,7 @@ class Waker:
 class _Listener:
     """One `LISTEN` connection (psycopg, autocommit, as `notifies()` wants) for a database in this process."""
 
-    def __init__(self, conninfo: str, hub: "_Hub") -> None:
+    def __init__(self, conninfo: str, hub: _Hub) -> None:
         self.conninfo, self.hub = conninfo, hub
         self.closed = threading.Event()
         self.thread = threading.Thread(target=self._run, name="rs-generation-listen", daemon=True)
@@ -186,9 +188,13 @@ class Log:
         return _info(row) if row else None
 
     def read(self, gid: str, after: int = 0) -> list[Chunk]:
-        q = (select(generation_chunks.c.seq, generation_chunks.c.kind, generation_chunks.c.text, generation_chunks.c.data)
-             .where(generation_chunks.c.generation_id == gid, generation_chunks.c.seq > after)
-             .order_by(generation_chunks.c.seq))
+        q = (
+            select(
+                generation_chunks.c.seq, generation_chunks.c.kind, generation_chunks.c.text, generation_chunks.c.data
+            )
+            .where(generation_chunks.c.generation_id == gid, generation_chunks.c.seq > after)
+            .order_by(generation_chunks.c.seq)
+        )
         with self.store.engine.connect() as conn:
             return [Chunk(r.seq, r.kind, r.text, r.data or {}) for r in conn.execute(q)]
 
@@ -204,8 +210,10 @@ class Log:
     def follow(self, gid: str, after: int = 0, poll: float | None = None) -> Iterator[Chunk]:
         """Every chunk after `after`, then each new one as it is appended, ending after the terminal one."""
         if self.info(gid) is None:
-            raise GenerationNotFound("No such generation: the id is wrong, or it ended longer ago than the "
-                                     "retention time (RS_GENERATION_RETENTION).")
+            raise GenerationNotFound(
+                "No such generation: the id is wrong, or it ended longer ago than the "
+                "retention time (RS_GENERATION_RETENTION)."
+            )
         waker = self.hub.waker
         while True:
             seen = waker.version(gid)  # before reading: an append after the read changes it
@@ -227,8 +235,14 @@ class Log:
                 waker.wait(gid, seen, self.poll if poll is None else poll)
 
     # Writing ------------------------------------------------------------------------------
-    def append(self, gid: str, first_seq: int, chunks: Sequence[tuple[Kind, str, dict]],
-               ending: Ending | None = None, owner: str | None = None) -> bool:
+    def append(
+        self,
+        gid: str,
+        first_seq: int,
+        chunks: Sequence[tuple[Kind, str, dict]],
+        ending: Ending | None = None,
+        owner: str | None = None,
+    ) -> bool:
         """Append `chunks` numbered from `first_seq` (and end the generation if `ending`) in one transaction.
 
         Returns whether a Stop was requested (from any process). Raises `Lost` if the generation is no
@@ -240,9 +254,13 @@ class Log:
             if row is None or row.status != "running" or (owner is not None and row.owner != owner):
                 raise Lost(gid)
             if chunks:
-                conn.execute(insert(generation_chunks), [
-                    {"generation_id": gid, "seq": first_seq + i, "kind": kind, "text": body, "data": data}
-                    for i, (kind, body, data) in enumerate(chunks)])
+                conn.execute(
+                    insert(generation_chunks),
+                    [
+                        {"generation_id": gid, "seq": first_seq + i, "kind": kind, "text": body, "data": data}
+                        for i, (kind, body, data) in enumerate(chunks)
+                    ],
+                )
             if ending is not None:
                 _end(conn, row, ending)
             if self.pg:
@@ -253,10 +271,15 @@ class Log:
     def request_stop(self, gid: str) -> bool:
         """Flag a running generation for Stop; its owner ends it (at once if it is in this process or on PostgreSQL)."""
         with self.store.write() as conn:
-            done = conn.execute(update(generations).where(generations.c.id == gid, generations.c.status == "running")
-                                .values(stop_requested=True)).rowcount
+            done = conn.execute(
+                update(generations)
+                .where(generations.c.id == gid, generations.c.status == "running")
+                .values(stop_requested=True)
+            ).rowcount
             if done and self.pg:
-                conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"stop:{gid}"})
+                conn.execute(
+                    text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"stop:{gid}"}
+                )
         if done:
             for handler in list(self.hub.stop_handlers):  # other instances in this process, on any database
                 handler.on_stop_request(gid)
@@ -264,17 +287,35 @@ class Log:
 
 
 def _end(conn: Connection, row, ending: Ending) -> None:
-    conn.execute(update(generations).where(generations.c.id == row.id).values(
-        status=ending.status, error=ending.error, metrics=ending.metrics, ended_at=datetime.now(timezone.utc)))
+    conn.execute(
+        update(generations)
+        .where(generations.c.id == row.id)
+        .values(status=ending.status, error=ending.error, metrics=ending.metrics, ended_at=datetime.now(UTC))
+    )
     if row.message_id is not None:
-        body = "".join(conn.execute(select(generation_chunks.c.text).where(
-            generation_chunks.c.generation_id == row.id, generation_chunks.c.kind == "text")
-            .order_by(generation_chunks.c.seq)).scalars())
+        body = "".join(
+            conn.execute(
+                select(generation_chunks.c.text)
+                .where(generation_chunks.c.generation_id == row.id, generation_chunks.c.kind == "text")
+                .order_by(generation_chunks.c.seq)
+            ).scalars()
+        )
         write_answer(conn, row.message_id, row.continues, body, ending.status, ending.error, ending.metrics)
 
 
 def _info(row) -> GenerationInfo:
-    return GenerationInfo(id=row.id, status=row.status, conversation_id=row.conversation_id, message_id=row.message_id,
-                          provider=row.provider, model=row.model, metrics=row.metrics or {}, error=row.error,
-                          owner=row.owner, principal=row.principal, stop_requested=bool(row.stop_requested),
-                          started_at=row.started_at, ended_at=row.ended_at)
+    return GenerationInfo(
+        id=row.id,
+        status=row.status,
+        conversation_id=row.conversation_id,
+        message_id=row.message_id,
+        provider=row.provider,
+        model=row.model,
+        metrics=row.metrics or {},
+        error=row.error,
+        owner=row.owner,
+        principal=row.principal,
+        stop_requested=bool(row.stop_requested),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+    )

@@ -10,6 +10,7 @@ chunk of its log as the partial answer:
 - anywhere, once its heartbeat is older than `stale` seconds.
 Ended generations' chunks (and rows) are deleted after `retention` seconds; their messages stay.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select, text, update
@@ -79,14 +80,22 @@ def end_orphan(log_: Log, gid: str) -> bool:
         row = conn.execute(select(generations).where(generations.c.id == gid).with_for_update()).first()
         if row is None or row.status != "running":
             return False
-        last, pieces = conn.execute(select(func.max(generation_chunks.c.seq), func.count()).where(
-            generation_chunks.c.generation_id == gid)).one()
+        last = conn.execute(
+            select(func.max(generation_chunks.c.seq)).where(generation_chunks.c.generation_id == gid)
+        ).scalar()
         last = last or 0
         status = "stopped" if row.stop_requested else "interrupted"
         error = "" if status == "stopped" else INTERRUPTED
         metrics = dict(row.metrics or {})  # as of the owner's last heartbeat; the tokens from the log
-        texts = conn.execute(select(generation_chunks.c.data).where(
-            generation_chunks.c.generation_id == gid, generation_chunks.c.kind == "text")).scalars().all()
+        texts = (
+            conn.execute(
+                select(generation_chunks.c.data).where(
+                    generation_chunks.c.generation_id == gid, generation_chunks.c.kind == "text"
+                )
+            )
+            .scalars()
+            .all()
+        )
         metrics["output_tokens"] = sum((d or {}).get("n", 0) for d in texts)
         if metrics.get("ttft_ms") is None and texts:
             metrics["ttft_ms"] = (texts[0] or {}).get("ttft_ms")
@@ -100,10 +109,12 @@ def end_orphan(log_: Log, gid: str) -> bool:
     return True
 
 
-def recover(gens: "Generations") -> int:
+def recover(gens: Generations) -> int:
     """End every running generation whose owner is dead or silent; returns how many."""
-    cutoff = datetime.now(timezone.utc) - timedelta(seconds=gens.settings.generation_stale)
-    q = select(generations.c.id, generations.c.owner, generations.c.heartbeat_at).where(generations.c.status == "running")
+    cutoff = datetime.now(UTC) - timedelta(seconds=gens.settings.generation_stale)
+    q = select(generations.c.id, generations.c.owner, generations.c.heartbeat_at).where(
+        generations.c.status == "running"
+    )
     with gens.store.engine.connect() as conn:
         rows = conn.execute(q).all()
     ended = 0
@@ -112,41 +123,48 @@ def recover(gens: "Generations") -> int:
             orphan = not gens.owns(gid)  # e.g. its writer died on a database error
         else:
             if beat is not None and beat.tzinfo is None:
-                beat = beat.replace(tzinfo=timezone.utc)  # SQLite keeps no zone; we only write UTC
+                beat = beat.replace(tzinfo=UTC)  # SQLite keeps no zone; we only write UTC
             orphan = owner_dead(owner) or beat is None or beat < cutoff
         if orphan:
             ended += end_orphan(gens.log, gid)
     return ended
 
 
-def heartbeat(gens: "Generations") -> list[str]:
+def heartbeat(gens: Generations) -> list[str]:
     """Refresh this owner's running generations (with their live metrics); returns those asked to stop."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     jobs = gens.jobs()
     with gens.store.write() as conn:
-        conn.execute(update(generations).where(generations.c.owner == gens.owner, generations.c.status == "running")
-                     .values(heartbeat_at=now))
+        conn.execute(
+            update(generations)
+            .where(generations.c.owner == gens.owner, generations.c.status == "running")
+            .values(heartbeat_at=now)
+        )
         for job in jobs:
-            conn.execute(update(generations).where(generations.c.id == job.gid, generations.c.status == "running")
-                         .values(metrics=job.rec.live_metrics()))
+            conn.execute(
+                update(generations)
+                .where(generations.c.id == job.gid, generations.c.status == "running")
+                .values(metrics=job.rec.live_metrics())
+            )
     return stop_requests(gens)
 
 
-def stop_requests(gens: "Generations") -> list[str]:
-    q = select(generations.c.id).where(generations.c.owner == gens.owner, generations.c.status == "running",
-                                       generations.c.stop_requested.is_(True))
+def stop_requests(gens: Generations) -> list[str]:
+    q = select(generations.c.id).where(
+        generations.c.owner == gens.owner, generations.c.status == "running", generations.c.stop_requested.is_(True)
+    )
     with gens.store.engine.connect() as conn:
         return list(conn.execute(q).scalars())
 
 
-def purge(gens: "Generations") -> int:
+def purge(gens: Generations) -> int:
     """Delete the logs (and rows) of generations that ended more than `retention` seconds ago."""
-    cutoff = datetime.now(timezone.utc) - timedelta(seconds=gens.settings.generation_retention)
+    cutoff = datetime.now(UTC) - timedelta(seconds=gens.settings.generation_retention)
     old = select(generations.c.id).where(generations.c.status != "running", generations.c.ended_at < cutoff)
     with gens.store.write() as conn:
         ids = list(conn.execute(old).scalars())
         for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
+            part = ids[start : start + 500]
             conn.execute(delete(generation_chunks).where(generation_chunks.c.generation_id.in_(part)))
             conn.execute(delete(generations).where(generations.c.id.in_(part)))
     return len(ids)
@@ -156,7 +174,7 @@ class Sweeper:
     """A thread per `Generations`: stop requests every second, heartbeat and recovery every `heartbeat` seconds,
     retention every minute."""
 
-    def __init__(self, gens: "Generations") -> None:
+    def __init__(self, gens: Generations) -> None:
         self.gens = gens
         self.closed = threading.Event()
         self.thread = threading.Thread(target=self._run, name="rs-generation-sweeper", daemon=True)
