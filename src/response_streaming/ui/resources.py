@@ -1,5 +1,6 @@
 """What the page keeps per process (`st.cache_resource`, shared by every session): the history
-store, the durable generations running on it, and the provider; and the one-line messages a person can act on when something fails."""
+store, the durable generations running on it, and the provider; and the one-line messages a person
+can act on when something fails."""
 
 from __future__ import annotations
 
