@@ -373,7 +373,7 @@ def test_labels_carry_no_markdown():
 
 
 def test_the_markdown_export_neutralises_images_html_and_links_too():
-    from response_streaming.chat import export_markdown
+    from response_streaming.export import export_markdown
     from response_streaming.store import StoredMessage
 
     hostile = "\n\n".join([*THREE, "<img src=http://evil.example/e.png>", "[go](javascript:alert(1))"])
