@@ -45,11 +45,13 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
 
 
 @pytest.fixture(autouse=True)
-def _clean_settings(monkeypatch):
-    """Tests never see the developer's RS_* variables, and each starts with fresh cached settings."""
+def _clean_settings(monkeypatch, tmp_path):
+    """Tests never see the developer's RS_* variables, and each starts with fresh cached settings.
+    The history (and generation log) of an app a test builds goes to the test's own directory."""
     for key in list(os.environ):
         if key.startswith("RS_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("RS_DATA_DIR", str(tmp_path / "rs-data"))
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

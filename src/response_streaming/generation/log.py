@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -83,6 +83,7 @@ class Waker:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._versions: dict[str, int] = {}
+        self._callbacks: dict[str, set[Callable[[], None]]] = {}
 
     def version(self, gid: str) -> int:
         with self._cond:
@@ -92,6 +93,25 @@ class Waker:
         with self._cond:
             self._versions[gid] = self._versions.get(gid, 0) + 1
             self._cond.notify_all()
+            callbacks = list(self._callbacks.get(gid, ()))
+        for callback in callbacks:
+            callback()
+
+    def subscribe(self, gid: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (from whichever thread appends) at each wake-up for `gid`, e.g. to set an
+        asyncio event with `loop.call_soon_threadsafe`; returns the function that unsubscribes."""
+        with self._cond:
+            self._callbacks.setdefault(gid, set()).add(callback)
+
+        def unsubscribe() -> None:
+            with self._cond:
+                left = self._callbacks.get(gid)
+                if left is not None:
+                    left.discard(callback)
+                    if not left:
+                        del self._callbacks[gid]
+
+        return unsubscribe
 
     def wait(self, gid: str, seen: int, timeout: float) -> None:
         with self._cond:

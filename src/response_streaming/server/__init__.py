@@ -3,7 +3,8 @@ wire and our own SSE, all backed by the configured provider (the embedded model 
 
 Routes: POST /v1/chat/completions, GET /v1/models (OpenAI); POST /model/{modelId}/converse,
 /converse-stream, /invoke, /invoke-with-response-stream (Bedrock runtime); POST /v1/stream (our
-events as SSE); GET /health.
+events as SSE, a durable generation), GET /v1/stream/{id} (re-attach), POST /v1/stream/{id}/stop;
+GET /health.
 """
 
 from __future__ import annotations

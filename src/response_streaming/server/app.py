@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
 from fastapi import FastAPI, Request
@@ -12,6 +15,7 @@ from starlette.exceptions import HTTPException
 from ..config import Settings, get_settings
 from ..errors import BadRequest, MethodNotAllowed, ModelNotFound, ResponseStreamingError
 from ..events import Provider
+from ..generation import Generations
 from . import bedrock_api, events_api, openai_api
 from .access import Access, AccessPolicy
 from .generation import _fmt
@@ -37,10 +41,13 @@ def create_app(
     provider: Provider | None = None,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     bind_host: str = "127.0.0.1",
+    gens: Generations | None = None,
 ) -> FastAPI:
     """The app for `settings` (default: the environment's), answering with `provider` (default: the
     one the settings name, loaded now so that a bad model file fails at start, not at first request).
-    `bind_host` is the address the server listens on: bound to loopback, loopback Host names are served."""
+    `bind_host` is the address the server listens on: bound to loopback, loopback Host names are served.
+    `gens`: the durable generations `/v1/stream` runs (default: on the settings' database, opened at
+    its first use and closed, saving running ones as interrupted, when the app shuts down)."""
     settings = settings or get_settings()
     if provider is None:
         from ..providers import make_provider
@@ -53,10 +60,16 @@ def create_app(
         generations=set(),
         limits=Limits.from_settings(settings, provider.name),
         policy=policy,
+        gens=_LazyGenerations(settings, gens),
     )
 
     # No /docs or /openapi.json: the routes read raw bodies, so the generated schema would say nothing.
-    app = FastAPI(title="response-streaming", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.gens.close()
+
+    app = FastAPI(title="response-streaming", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.rs = state
     app.include_router(openai_api.router(state))
     app.include_router(bedrock_api.router(state))
@@ -64,9 +77,10 @@ def create_app(
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        # `generations`: requests streaming or waiting for the model right now.
+        # `generations`: requests streaming or waiting for the model right now, durable ones included.
+        running = len(state.generations) + state.gens.running()
         return JSONResponse(
-            {"status": "ok", "provider": provider.name, "model": provider.model, "generations": len(state.generations)}
+            {"status": "ok", "provider": provider.name, "model": provider.model, "generations": running}
         )
 
     @app.exception_handler(ResponseStreamingError)
@@ -97,3 +111,27 @@ def create_app(
     app.add_middleware(Access, policy=policy, render=render_error)
     app.add_middleware(Guard, max_bytes=max_request_bytes, render=render_error, body_timeout=settings.body_timeout)
     return app
+
+
+class _LazyGenerations:
+    """`state.gens()`: the app's `Generations`, opened at first use, so an app that never serves
+    `/v1/stream` opens no database. One given to `create_app` is the caller's to close."""
+
+    def __init__(self, settings: Settings, given: Generations | None) -> None:
+        self.settings, self.value, self.own = settings, given, given is None
+        self.lock = threading.Lock()
+
+    def __call__(self) -> Generations:
+        with self.lock:
+            if self.value is None:
+                from ..store import Store
+
+                self.value = Generations(Store(self.settings.sqlalchemy_url), self.settings)
+            return self.value
+
+    def running(self) -> int:
+        return len(self.value.jobs()) if self.value is not None else 0
+
+    def close(self) -> None:
+        if self.own and self.value is not None:
+            self.value.close()

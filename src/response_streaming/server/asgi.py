@@ -17,4 +17,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def make_app() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("response_streaming").setLevel(logging.INFO)
-    return create_app(bind_host=os.environ.get(BIND_HOST_ENV, "127.0.0.1"))
+    app = create_app(bind_host=os.environ.get(BIND_HOST_ENV, "127.0.0.1"))
+    app.state.rs.gens()  # open the generation log now: what a killed predecessor left running is recovered at start
+    return app
