@@ -54,7 +54,7 @@ QUESTION = "Summarise what we talked about in one sentence."
 
 def sampling(provider: LocalProvider) -> dict:
     return {
-        "temperature": local.DEFAULT_TEMPERATURE,
+        "temperature": provider.loaded.temperature,
         "top_p": local.DEFAULT_TOP_P,
         "top_k": local.TOP_K,
         "repeat_penalty": provider.loaded.repeat_penalty,

@@ -337,7 +337,13 @@ def test_the_next_turn_reuses_the_cached_prefix_and_starts_like_a_cold_run(which
     engine = provider.engine
     history = [Message("user", "Tell me about the sea. " * 40)]
     answer = text_of(provider.stream(history, Params(max_tokens=16, temperature=0.0)))
-    turn = history + [Message("assistant", answer), Message("user", "What is the capital of France?")]
+    # An answer whose first token is no near-tie: batch shapes shift logits a little (Gemma's by up to ~0.8),
+    # which flips a close call such as " Paris" vs " The", but not the next number of a count.
+    turn = history + [
+        Message("assistant", answer),
+        Message("user", "Count to ten."),
+        Message("assistant", "1, 2, 3, 4, 5, 6, 7,"),
+    ]
 
     warm = list(provider.stream(turn, Params(max_tokens=1, temperature=0.0)))
     reused = engine.last_reused

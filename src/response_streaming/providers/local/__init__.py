@@ -21,7 +21,7 @@ from ...config import Settings
 from ...errors import BadRequest, ConfigError
 from ...events import Event, Finish, Message, Params, StopReason, TextDelta, Usage
 from ...reasoning import split_inline_reasoning
-from .models import BUNDLED, DEFAULT_MODEL, bundled_choices, chosen_bundle, resolve_model_path
+from .models import BUNDLED, DEFAULT_MODEL, BundledModel, bundled_choices, chosen_bundle, resolve_model_path
 from .templates import TRANSCRIPT_STOPS, PromptFormat, StopMatcher, build_prompt, check_template
 
 if TYPE_CHECKING:
@@ -39,21 +39,23 @@ __all__ = [
     "resolve_model_path",
 ]
 
-# Sampling that keeps small models from looping; a user's temperature/top_p override these.
+# Sampling when a request says nothing; bundled models carry their own temperature and repeat penalty
+# (models.py), a GGUF given by path gets these. A user's temperature/top_p override them.
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.9
 TOP_K = 40
-REPEAT_PENALTY = {"chat": 1.1, "transcript": 1.2}  # for a GGUF given by path; bundled ones say their own
+REPEAT_PENALTY = {"chat": 1.1, "transcript": 1.2}
 
 
 class _Loaded:
     """An engine and how prompts are built for its model."""
 
-    def __init__(
-        self, engine, fmt: PromptFormat, end_tokens: frozenset[int], repeat_penalty: float, system: str
-    ) -> None:
-        self.engine, self.format, self.end_tokens, self.repeat_penalty = engine, fmt, end_tokens, repeat_penalty
-        self.system = system  # used when a request brings no system prompt
+    def __init__(self, engine, fmt: PromptFormat, end_tokens: frozenset[int], bundle: BundledModel | None) -> None:
+        self.engine, self.format, self.end_tokens = engine, fmt, end_tokens
+        # What a request that says nothing gets.
+        self.repeat_penalty = bundle.repeat_penalty if bundle else REPEAT_PENALTY[fmt.kind]
+        self.temperature = bundle.temperature if bundle else DEFAULT_TEMPERATURE
+        self.system = bundle.system if bundle else ""
 
 
 _loaded: dict[tuple, _Loaded] = {}
@@ -84,9 +86,7 @@ def load_engine(settings: Settings, progress: bool = False) -> _Loaded:
             fmt = PromptFormat(
                 tokenize=engine.tokenize, template=template, bos=bos[0], bos_text=bos[1], eos_text=bos[2]
             )
-            penalty = bundle.repeat_penalty if bundle else REPEAT_PENALTY[fmt.kind]
-            system = bundle.system if bundle else ""
-            _loaded[key] = _Loaded(engine, fmt, fmt.end_of_turn(engine.is_control), penalty, system)
+            _loaded[key] = _Loaded(engine, fmt, fmt.end_of_turn(engine.is_control), bundle)
         return _loaded[key]
 
 
@@ -155,7 +155,7 @@ class LocalProvider:
                 "The conversation is too long for the local model's context window; start a new conversation."
             )
         sampling = Sampling(
-            temperature=DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
+            temperature=loaded.temperature if params.temperature is None else params.temperature,
             top_p=DEFAULT_TOP_P if params.top_p is None else params.top_p,
             top_k=TOP_K,
             repeat_penalty=loaded.repeat_penalty,

@@ -31,7 +31,7 @@ from ...errors import ConfigError, ProviderUnavailable, Throttled
 
 N_BATCH = 512  # tokens per decode; also the largest prompt chunk when no answer is streaming
 PREFILL_BUSY = 128  # the prompt chunk per step while other answers stream (≈0.3–0.5 s of their wait)
-PENALTY_LAST_N = 64  # tokens the repeat penalty looks back over (llama.cpp's default)
+PENALTY_LAST_N = 64  # answer tokens the repeat penalty looks back over (llama.cpp's default)
 RELEASE_WAIT = 30.0  # seconds a closing stream waits for the engine to give its slot back
 
 
@@ -257,9 +257,10 @@ class Engine:
         del slot.tokens[keep:]
         slot.fed = req.reused = self.last_reused = keep
         slot.pending, slot.produced, slot.started = None, 0, True
+        # The repeat penalty sees only the answer's own tokens: over the prompt too, it kept SmolLM2 from
+        # the question's words ("What is the capital of France?" got "Le Grand Paris, ..." instead of
+        # "The capital of France is Paris.").
         slot.chain = self._chain(req.sampling)
-        for t in req.tokens[-PENALTY_LAST_N:]:  # the repeat penalty sees the prompt's end, as llama.cpp's does
-            L.llama_sampler_accept(slot.chain, t)
 
     def _chain(self, s: Sampling):
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())

@@ -29,6 +29,7 @@ class BundledModel:
     sha256: str
     format: Format
     repeat_penalty: float  # what keeps this model from looping without making it avoid words it needs
+    temperature: float  # when the request gives none
     system: str = ""  # the system prompt when the user gives none ("" = the template's own default)
 
 
@@ -45,6 +46,7 @@ BUNDLED: dict[str, BundledModel] = {
             "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             "chat",
             1.1,
+            0.2,  # as its model card samples it; at 0.7 it strays ("Le Grand Paris, le Grand-Bien-...")
             # Its template's own default ("...named SmolLM, trained by Hugging Face") made it answer
             # "What is the capital of France?" with "L'Étoile, la Marseillaise, ..."; this one, with Paris.
             system="You are a helpful assistant.",
@@ -59,6 +61,7 @@ BUNDLED: dict[str, BundledModel] = {
             "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             "transcript",
             1.2,
+            0.7,
         ),
     )
 }
