@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -284,9 +285,8 @@ def throughput(model: str, args) -> tuple[list[list[str]], dict]:
     samp = sampling(provider)
     prompts = [provider.loaded.format.fit([Message("user", p)], provider.loaded.system, 10**9) for p in PROMPTS]
     bare = Bare(provider.engine.path, args.n_ctx, args.threads, max(args.batches), samp)
-    work = Path(args.out).parent
-    work.mkdir(parents=True, exist_ok=True)
-    proc, base = start_server(provider.engine.path, args.n_ctx, args.threads, work / f"llama-server-{model}.log")
+    log = Path(tempfile.gettempdir()) / f"bench-llama-server-{model}.log"  # llama.cpp is chatty: not in results/
+    proc, base = start_server(provider.engine.path, args.n_ctx, args.threads, log)
     raw: dict = {}
     try:
         # Warm-up: the first decode of each engine pays for page faults and buffer allocation.
