@@ -103,3 +103,16 @@ def test_a_checkout_and_the_installed_app_read_one_streamlit_config():
     config = tomllib.loads(CONFIG.read_text())
     assert config["server"]["address"] == "127.0.0.1" and config["browser"]["gatherUsageStats"] is False
     assert config["client"]["toolbarMode"] == "minimal"
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`response-streaming ask ... | head -c 80`: the pipe closes under the writer."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")} | {"RS_REPLAY_RATE": "50"}
+    proc = subprocess.Popen([EXE, "ask", "hi", "--provider", "replay"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.read(10)
+    proc.stdout.close()
+    assert proc.wait(60) == 141
+    assert proc.stderr.read() == ""

@@ -3,6 +3,7 @@ API."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`ask ... | head`): stop quietly, as `yes | head` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush can't fail again
+        return 141
     except ValueError as err:  # pydantic settings validation: a bad RS_* value
         print(f"error: invalid setting: {err}".splitlines()[0], file=sys.stderr)
         return 2
