@@ -239,6 +239,35 @@ def local_bench(extra: int, max_tokens: int, queue_size: int, work: Path) -> tup
     return rows, summary
 
 
+def local_share(clients: int, max_tokens: int, work: Path) -> list[list[str]]:
+    """How to share the embedded model: one process whose engine batches every request (what `serve`
+    does), against one model per worker (approximated by two `serve` processes, half the clients each).
+    Aggregate tokens/s while all `clients` stream at once, and the memory of all processes."""
+    rows = []
+    for processes in (1, 2):
+        env = {"RS_TEMPERATURE": "0", "RS_LOCAL_PARALLEL": str(max(1, clients // processes))}
+        servers = [start_serve(env, work, "local", "granian", 1) for _ in range(processes)]
+        try:
+            ports = [port for _, port in servers]
+
+            async def burst():
+                return await asyncio.gather(*(stream_chat(ports[i % processes], max_tokens, 600) for i in range(clients)))
+
+            asyncio.run(burst())  # warm-up: first prompt evaluation, caches
+            t0 = time.perf_counter()
+            results = asyncio.run(burst())
+            wall = time.perf_counter() - t0
+            memory = sum(tree_rss(proc.pid) for proc, _ in servers)
+        finally:
+            for proc, _ in servers:
+                stop_process(proc)
+        chunks = sum(len(r["times"]) for r in results)
+        complete = sum(1 for r in results if r["status"] == 200 and r["done"])
+        rows.append([f"{processes} process{'es' if processes > 1 else ''} × {clients // processes} slots",
+                     f"{complete}/{clients}", fmt(chunks / wall, 1), fmt(wall, 1), fmt(memory, 0)])
+    return rows
+
+
 def main(argv=None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", default="64,256", help="concurrent streams, comma-separated (rows each)")
@@ -251,6 +280,8 @@ def main(argv=None) -> Path:
     ap.add_argument("--local-tokens", type=int, default=16)
     ap.add_argument("--queue-size", type=int, default=8)
     ap.add_argument("--skip-local", action="store_true", help="only the replay rounds")
+    ap.add_argument("--share-clients", type=int, default=4, help="concurrent answers in the model-sharing rows")
+    ap.add_argument("--share-tokens", type=int, default=48, help="tokens per answer in the model-sharing rows")
     ap.add_argument("--out", type=Path, default=RESULTS / "server.md")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-server-"))
@@ -260,6 +291,7 @@ def main(argv=None) -> Path:
                                            args.rounds, work)
         local_rows, summary = ([], "skipped (--skip-local).") if args.skip_local else \
             local_bench(args.local_extra, args.local_tokens, args.queue_size, work)
+        share_rows = [] if args.skip_local else local_share(args.share_clients, args.share_tokens, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
@@ -275,6 +307,9 @@ def main(argv=None) -> Path:
         f"Embedded model ({args.local_tokens} tokens per answer, temperature 0): {summary}",
         table(["request", "status", "sent at ms", "status line at ms", "first chunk at ms", "ended at ms", "chunks",
                "complete", "error type"], local_rows),
+        f"Sharing the embedded model: {args.share_clients} answers of {args.share_tokens} tokens at once, after one "
+        "warm-up burst; one process batching all of them (what `serve` does) vs one model per worker:",
+        table(["", "complete", "pieces/s, all answers (≈ tokens/s)", "wall s", "memory MB, all processes"], share_rows),
     ])
     command = "python bench/server.py " + " ".join(argv if argv is not None else sys.argv[1:])
     return write_result("server", "Server: many streaming clients", command.strip(), body, args.out)
