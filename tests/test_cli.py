@@ -10,7 +10,8 @@ EXE = str(Path(sys.executable).parent / "response-streaming")
 
 def run(*args, input=None, env=None):
     import os
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")} | {"RS_N_CTX": "2048"} | (env or {})
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("RS_") or k == "RS_DATA_DIR"}  # conftest's
+    full_env = keep | {"RS_N_CTX": "2048"} | (env or {})
     return subprocess.run([EXE, *args], input=input, capture_output=True, text=True, timeout=300, env=full_env)
 
 
@@ -29,7 +30,7 @@ def test_ask_reads_the_prompt_from_stdin():
 
 def test_output_arrives_before_the_process_ends():
     import os
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")} | {"RS_REPLAY_RATE": "20"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RS_") or k == "RS_DATA_DIR"} | {"RS_REPLAY_RATE": "20"}
     proc = subprocess.Popen([EXE, "ask", "hi", "--provider", "replay"], stdout=subprocess.PIPE, text=True, env=env)
     first = proc.stdout.read(4)  # a word arrives while the rest is still being generated
     assert first and proc.poll() is None

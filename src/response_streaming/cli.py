@@ -11,12 +11,51 @@ from .config import Settings
 from .errors import ResponseStreamingError
 from .events import Message, Params
 from .providers import NAMES
-from .recorder import Recorder
 
 
 def _settings(args) -> Settings:
     overrides = {k: v for k, v in (("provider", args.provider), ("model", args.model)) if v}
     return Settings(**overrides)
+
+
+def _generations(settings: Settings):
+    """The durable generations on the history database (so `attach` can follow an answer from elsewhere)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .errors import ConfigError
+    from .generation import Generations, exit_on_sigterm
+    from .store import Store
+
+    exit_on_sigterm()  # a SIGTERM exits normally: a running answer is saved as interrupted on the way out
+    try:
+        return Generations(Store(settings.sqlalchemy_url), settings)
+    except SQLAlchemyError as err:
+        where = "RS_DATABASE_URL" if settings.database_url else f"RS_DATA_DIR ({settings.data_dir})"
+        raise ConfigError(f"The history database could not be opened ({type(err).__name__}); check {where}.") from err
+
+
+def _print(gens, gid: str, after: int = 0) -> dict:
+    """Print the answer's text after `after` as it arrives; returns its last chunk's data (how it ended)."""
+    end: dict = {}
+    for chunk in gens.follow(gid, after):
+        if chunk.kind == "text":
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+        elif chunk.terminal:
+            end = chunk.data
+    sys.stdout.write("\n")
+    return end
+
+
+def _report(end: dict) -> int:
+    """Say how an answer ended (stderr) and choose the exit code: 0 complete or stopped, 1 error, 3 cut short."""
+    status = end.get("status", "")
+    if status in ("error", "incomplete", "interrupted"):
+        print(f"{'error' if status == 'error' else 'warning'}: {end.get('message', '')}", file=sys.stderr)
+        return 1 if status == "error" else 3
+    if status == "stopped":
+        print("stopped: the answer above is partial.", file=sys.stderr)
+    return 0
 
 
 def cmd_ask(args) -> int:
@@ -25,24 +64,36 @@ def cmd_ask(args) -> int:
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     check_prompt(prompt)
-    provider = make_provider(_settings(args))
+    settings = _settings(args)
+    provider = make_provider(settings)
     params = Params(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                     stop=tuple(args.stop or ()), system=args.system or "")
-    rec = Recorder(provider.stream([Message("user", prompt)], params))
-    for piece in rec:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-    if args.stats:
-        m = rec.metrics
-        print(f"[{rec.status}] first token {m.ttft_ms} ms, {m.output_tokens} tokens, {m.tokens_per_s} tokens/s", file=sys.stderr)
-    if rec.status == "error":
-        print(f"error: {rec.error}", file=sys.stderr)
-        return 1
-    if rec.status == "incomplete":
-        print(f"warning: {rec.error}", file=sys.stderr)
-        return 3
-    return 0
+    gens = _generations(settings)
+    try:
+        gid = gens.start(provider, [Message("user", prompt)], params)
+        try:
+            end = _print(gens, gid)
+        except KeyboardInterrupt:
+            gens.stop(gid)  # Ctrl-C in the terminal that asked is this answer's Stop
+            raise
+        if args.stats:
+            m = end.get("metrics", {})
+            print(f"[{end.get('status')}] generation {gid}: first token {m.get('ttft_ms')} ms, "
+                  f"{m.get('output_tokens')} tokens, {m.get('tokens_per_s')} tokens/s", file=sys.stderr)
+        return _report(end)
+    finally:
+        gens.close()
+
+
+def cmd_attach(args) -> int:
+    gens = _generations(Settings())
+    try:
+        return _report(_print(gens, args.id, args.after))
+    except KeyboardInterrupt:  # detaching stops nothing
+        print(f"\ndetached; the answer goes on (attach again: response-streaming attach {args.id})", file=sys.stderr)
+        return 130
+    finally:
+        gens.close()
 
 
 def cmd_prepare(args) -> int:
@@ -100,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--system", help="system prompt")
     ask.add_argument("--stats", action="store_true", help="print time to first token and tokens/s to stderr")
     ask.set_defaults(func=cmd_ask)
+
+    attach = sub.add_parser("attach", help="print an answer being written (or written lately) and follow it to its end")
+    attach.add_argument("id", help="the generation id (ask --stats, X-Generation-Id, or the page's answer)")
+    attach.add_argument("--after", type=int, default=0, metavar="N", help="start after event N (default: the start)")
+    attach.set_defaults(func=cmd_attach)
 
     prep = sub.add_parser("prepare", help="assemble and verify the bundled model files")
     prep.set_defaults(func=cmd_prepare)
