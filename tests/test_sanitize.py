@@ -389,3 +389,13 @@ def test_the_markdown_export_neutralises_images_html_and_links_too():
     shown = "".join(Elements(render(md)).text)
     assert "Say <script>alert(1)</script>" in shown and "<img src=http://evil.example/e.png>" in shown
     assert "http://evil.example/err.png" in Elements(render(md)).links  # the error's image is a link now
+
+
+def test_escaped_pipes_in_table_cells_are_placed_exactly():
+    """GitHub's tables unescape `\\|` before the inline parse; edits land where they belong all the same."""
+    out = sanitize("| a \\| b $1 | c |\n|---|---|\n| `x \\| y` $2 | ![i](http://evil.example/i.png) <b>\\|</b> |")
+    assert out == (
+        "| a \\| b \\$1 | c |\n|---|---|\n"
+        "| `x \\| y` \\$2 | [Image\\: i](<http://evil.example/i.png>) \\<b\\>\\|\\<\\/b\\> |"
+    )
+    assert problems(out) == []

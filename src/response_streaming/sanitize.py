@@ -218,31 +218,39 @@ def _to_source(tok: Token, content: str, lines: list[str], starts: list[int], cu
     Line i of the content is source line map[0] + i after its block prefix (`> `, list indentation),
     less whitespace stripped at either end. Paragraph and HTML block lines run to the end of their
     source line (`anchored`: found from the right); heading text and table cells are found left to
-    right, after the heading's #s and after the row's earlier cells.
+    right, after the heading's #s and after the row's earlier cells. A table cell's `|` was `\\|` in
+    the source (GitHub's tables unescape it before the inline parse): those pipes are counted back in.
     """
     assert tok.map is not None
-    table: list[tuple[int, int, int]] = []  # per content line: its offset in content, source offset, lead
+    line_at: list[int] = []  # per content line: its offset in content,
+    rows: list[tuple[int, int, list[int]]] = []  # and its source offset, lead, and content pipes unescaped
     offset = 0
     for i, c in enumerate(content.split("\n")):
         n = tok.map[0] + i
         if n >= len(lines):
             raise _Unmapped
         s, core = lines[n], c.lstrip(" \t")
-        lead, trimmed = len(c) - len(core), core.rstrip(" \t")
+        lead, trimmed, pipes = len(c) - len(core), core.rstrip(" \t"), []
         k = len(s.rstrip(" \t")) - len(trimmed)
         if not (anchored and k >= cursor.get(n, 0) and s[k:].rstrip(" \t") == trimmed and s[k : k + len(core)] == core):
             k = s.find(core, cursor.get(n, 0)) if core else len(s)
+            if k < 0 and not anchored and "|" in core:
+                k = s.find(core.replace("|", "\\|"), cursor.get(n, 0))
+                pipes = [j for j, ch in enumerate(core) if ch == "|"]
         if k < 0:
             raise _Unmapped
-        cursor[n] = k + len(core)
-        table.append((offset, starts[n] + k, lead))
+        cursor[n] = k + len(core) + len(pipes)
+        line_at.append(offset)
+        rows.append((starts[n] + k, lead, pipes))
         offset += len(c) + 1
 
     def source(at: int) -> int:
-        line_at, src_at, lead = next(row for row in reversed(table) if row[0] <= at)
-        if at - line_at < lead:
+        i = bisect.bisect_right(line_at, at) - 1
+        src_at, lead, pipes = rows[i]
+        rel = at - line_at[i] - lead
+        if rel < 0:
             raise _Unmapped
-        return src_at + at - line_at - lead
+        return src_at + rel + bisect.bisect_left(pipes, rel)
 
     return source
 
