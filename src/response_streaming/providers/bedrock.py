@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from ..config import Settings
 from ..errors import (AccessDenied, BadRequest, ConfigError, ModelNotFound, ProviderUnavailable, ResponseStreamingError,
@@ -188,45 +188,11 @@ class BedrockProvider:
         from urllib3 import exceptions as u3
 
         client = self.client
-        region = client.meta.region_name or ""
-        endpoint = client.meta.endpoint_url
+        where = (self.model, client.meta.region_name or "", client.meta.endpoint_url)
         try:
-            if self.api == "invoke" and self.family is not None:
-                body = invoke.request_body(self.family, self.model, messages, params)
-                resp = client.invoke_model_with_response_stream(modelId=self.model, body=json.dumps(body),
-                                                                contentType="application/json", accept="application/json")
-                raw = resp["body"]
-                events = invoke.events(self.family, (json.loads(e["chunk"]["bytes"]) for e in raw if "chunk" in e))
-                if self.family.inline_reasoning:  # DeepSeek-R1, gpt-oss: thinking inline, split out here
-                    events = split_inline_reasoning(events, starts_inside=self.family.inline_reasoning == "inside")
-            else:
-                resp = client.converse_stream(**converse.request(self.model, messages, params, self.family))
-                raw = resp["stream"]
-                events = converse.events(raw)
-        except bce.ClientError as err:
-            error = err.response.get("Error", {})
-            raise api_error(error.get("Code", "Unknown"), error.get("Message", ""), self.model, region, endpoint) from err
-        except bce.NoCredentialsError as err:
-            raise AccessDenied("No AWS credentials found: run `aws configure` or `aws sso login`, set AWS_PROFILE "
-                               "(or RS_AWS_PROFILE), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.") from err
-        except (bce.TokenRetrievalError, bce.SSOTokenLoadError, bce.UnauthorizedSSOTokenError) as err:
-            raise AccessDenied("Your AWS SSO session has expired: run `aws sso login` (with your --profile) and try "
-                               "again.") from err
-        except bce.NoRegionError as err:
-            raise ConfigError("No AWS region is set: set RS_AWS_REGION or AWS_REGION (e.g. us-east-1).") from err
-        except (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ConnectionClosedError) as err:
-            raise ProviderUnavailable(f"Cannot reach Bedrock at {endpoint}: check your network, the region "
-                                      "(RS_AWS_REGION) or RS_BEDROCK_ENDPOINT_URL.") from err
-        except (bce.ReadTimeoutError, u3.ReadTimeoutError) as err:
-            raise ProviderUnavailable(f"Bedrock at {endpoint} did not answer within "
-                                      f"{self.settings.bedrock_read_timeout:g} s: try again.") from err
-        except bce.ParamValidationError as err:  # botocore checks the request against the API model first
-            detail = " ".join(str(err).split("\n")[1:3]).strip()
-            raise BadRequest(f"Bedrock would reject these parameters: {detail}") from err
-        except bce.BotoCoreError as err:
-            raise ProviderUnavailable(f"The call to Bedrock at {endpoint} failed ({type(err).__name__}): try "
-                                      "again.") from err
-
+            raw, events = self._open(client, messages, params)
+        except (bce.ClientError, bce.BotoCoreError, u3.ReadTimeoutError) as err:
+            raise call_error(err, *where, self.settings.bedrock_read_timeout) from err
         shown = False  # text or thinking went out: from then on nothing is retried
         try:
             for event in events:
@@ -235,18 +201,68 @@ class BedrockProvider:
         except bce.EventStreamError as err:
             error = err.response.get("Error", {})
             code = error.get("Code", "")
-            mapped = in_stream_error(code, error.get("Message", ""), shown, self.model, region, endpoint)
+            mapped = in_stream_error(code, error.get("Message", ""), shown, *where)
             if not shown and code in _RETRY_IN_STREAM:
                 raise _RetryBeforeText(mapped) from err
             raise mapped from err
-        except ParserError as err:  # CRC mismatch, impossible lengths: the bytes were damaged
-            raise StreamInterrupted("The Bedrock stream arrived damaged (an event-stream frame failed its "
-                                    "checksum); the partial answer is kept. Retry.") from err
-        except (bce.ReadTimeoutError, u3.ReadTimeoutError) as err:
-            raise StreamInterrupted(f"Bedrock sent nothing for {self.settings.bedrock_read_timeout:g} s, so the answer "
-                                    "was cut off; the partial answer is kept. Retry.") from err
-        except (u3.ProtocolError, bce.ResponseStreamingError, ConnectionError) as err:
-            raise StreamInterrupted("The connection to Bedrock broke mid-answer (the stream was truncated); the "
-                                    "partial answer is kept. Retry.") from err
+        except (ParserError, bce.ReadTimeoutError, u3.ReadTimeoutError, u3.ProtocolError, bce.ResponseStreamingError,
+                ConnectionError) as err:
+            raise broken_stream_error(err, self.settings.bedrock_read_timeout) from err
         finally:
             raw.close()
+
+    def _open(self, client, messages: Sequence[Message], params: Params) -> tuple[Any, Iterator[Event]]:
+        """Start the call: (the raw event stream to close, our events read from it)."""
+        if self.api == "invoke" and self.family is not None:
+            body = invoke.request_body(self.family, self.model, messages, params)
+            resp = client.invoke_model_with_response_stream(modelId=self.model, body=json.dumps(body),
+                                                            contentType="application/json", accept="application/json")
+            raw = resp["body"]
+            events = invoke.events(self.family, (json.loads(e["chunk"]["bytes"]) for e in raw if "chunk" in e))
+            if self.family.inline_reasoning:  # DeepSeek-R1, gpt-oss: thinking inline, split out here
+                events = split_inline_reasoning(events, starts_inside=self.family.inline_reasoning == "inside")
+            return raw, events
+        resp = client.converse_stream(**converse.request(self.model, messages, params, self.family))
+        return resp["stream"], converse.events(resp["stream"])
+
+
+def call_error(err: Exception, model: str, region: str, endpoint: str, read_timeout: float) -> ResponseStreamingError:
+    """A failure of the call itself (before any event) -> our error with a message a user can act on."""
+    from botocore import exceptions as bce
+    from urllib3 import exceptions as u3
+
+    if isinstance(err, bce.ClientError):
+        error = err.response.get("Error", {})
+        return api_error(error.get("Code", "Unknown"), error.get("Message", ""), model, region, endpoint)
+    if isinstance(err, bce.NoCredentialsError):
+        return AccessDenied("No AWS credentials found: run `aws configure` or `aws sso login`, set AWS_PROFILE "
+                            "(or RS_AWS_PROFILE), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
+    if isinstance(err, (bce.TokenRetrievalError, bce.SSOTokenLoadError, bce.UnauthorizedSSOTokenError)):
+        return AccessDenied("Your AWS SSO session has expired: run `aws sso login` (with your --profile) and try again.")
+    if isinstance(err, bce.NoRegionError):
+        return ConfigError("No AWS region is set: set RS_AWS_REGION or AWS_REGION (e.g. us-east-1).")
+    if isinstance(err, (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ConnectionClosedError)):
+        return ProviderUnavailable(f"Cannot reach Bedrock at {endpoint}: check your network, the region "
+                                   "(RS_AWS_REGION) or RS_BEDROCK_ENDPOINT_URL.")
+    if isinstance(err, (bce.ReadTimeoutError, u3.ReadTimeoutError)):
+        return ProviderUnavailable(f"Bedrock at {endpoint} did not answer within {read_timeout:g} s: try again.")
+    if isinstance(err, bce.ParamValidationError):  # botocore checks the request against the API model first
+        detail = " ".join(str(err).split("\n")[1:3]).strip()
+        return BadRequest(f"Bedrock would reject these parameters: {detail}")
+    return ProviderUnavailable(f"The call to Bedrock at {endpoint} failed ({type(err).__name__}): try again.")
+
+
+def broken_stream_error(err: Exception, read_timeout: float) -> StreamInterrupted:
+    """The byte stream itself failed after it started (not an exception event): damaged, stalled or cut."""
+    from botocore import exceptions as bce
+    from botocore.eventstream import ParserError
+    from urllib3 import exceptions as u3
+
+    if isinstance(err, ParserError):  # CRC mismatch, impossible lengths: the bytes were damaged
+        return StreamInterrupted("The Bedrock stream arrived damaged (an event-stream frame failed its "
+                                 "checksum); the partial answer is kept. Retry.")
+    if isinstance(err, (bce.ReadTimeoutError, u3.ReadTimeoutError)):
+        return StreamInterrupted(f"Bedrock sent nothing for {read_timeout:g} s, so the answer was cut off; the "
+                                 "partial answer is kept. Retry.")
+    return StreamInterrupted("The connection to Bedrock broke mid-answer (the stream was truncated); the "
+                             "partial answer is kept. Retry.")

@@ -213,19 +213,7 @@ class OpenAICompatProvider:
         import httpx_sse
 
         model = self._model()
-        url = f"{self.base_url}/chat/completions"
-        request = self._client.build_request("POST", url, json=chat_request(model, messages, params),
-                                             headers={"Accept": "text/event-stream"})
-        try:
-            resp = self._client.send(request, stream=True)
-        except httpx.ConnectError as err:
-            raise ProviderUnavailable(f"Cannot connect to {self.base_url}: is the server running? "
-                                      "(RS_OPENAI_BASE_URL)") from err
-        except httpx.TimeoutException as err:
-            raise ProviderUnavailable(f"The server at {self.base_url} did not answer within "
-                                      f"{self.settings.openai_timeout:g} s: try again, or raise RS_OPENAI_TIMEOUT.") from err
-        except httpx.HTTPError as err:
-            raise ProviderUnavailable(f"The request to {self.base_url} failed ({type(err).__name__}): try again.") from err
+        resp = self._send(chat_request(model, messages, params))
         shown = False  # text went out: an error from then on interrupts an answer
         try:
             if resp.status_code >= 400:
@@ -240,23 +228,48 @@ class OpenAICompatProvider:
                 # before the first token (e.g. a prompt longer than its context window).
                 raise ProviderUnavailable(f"The server at {self.base_url} accepted the request but sent nothing back: "
                                           "check its log (the prompt may be too long for its context window).")
-        except httpx_sse.SSEError as err:  # not an event stream at all (a proxy's HTML page, a wrong URL)
-            raise ProviderUnavailable(f"The server at {self.base_url} did not answer with an event stream "
-                                      f"({resp.headers.get('content-type') or 'no content type'}): check "
-                                      "RS_OPENAI_BASE_URL.") from err
-        except StreamError as err:
-            if not shown:
-                raise ProviderUnavailable(f"The server at {self.base_url} failed before answering: {err.message}") from err
-            raise StreamInterrupted(f"The server reported an error mid-answer ({err.message}); the partial answer is "
-                                    "kept. Retry or continue.") from err
-        except ValueError as err:  # a data line that is not JSON
-            raise StreamInterrupted(f"The server at {self.base_url} sent a garbled stream (not JSON); the partial "
-                                    "answer is kept.") from err
-        except httpx.TimeoutException as err:
-            raise StreamInterrupted(f"The server at {self.base_url} sent nothing for {self.settings.openai_timeout:g} s, "
-                                    "so the answer was cut off; the partial answer is kept.") from err
-        except httpx.HTTPError as err:  # RemoteProtocolError, ReadError: the connection broke
-            raise StreamInterrupted(f"The connection to {self.base_url} broke mid-answer; the partial answer is kept. "
-                                    "Retry or continue.") from err
+        except (httpx_sse.SSEError, StreamError, ValueError, httpx.HTTPError) as err:
+            raise self._stream_error(err, shown, resp.headers.get("content-type")) from err
         finally:
             resp.close()
+
+    def _send(self, body: dict):
+        """POST the request and return the streaming response (its status not yet checked)."""
+        import httpx
+
+        request = self._client.build_request("POST", f"{self.base_url}/chat/completions", json=body,
+                                             headers={"Accept": "text/event-stream"})
+        try:
+            return self._client.send(request, stream=True)
+        except httpx.ConnectError as err:
+            raise ProviderUnavailable(f"Cannot connect to {self.base_url}: is the server running? "
+                                      "(RS_OPENAI_BASE_URL)") from err
+        except httpx.TimeoutException as err:
+            raise ProviderUnavailable(f"The server at {self.base_url} did not answer within "
+                                      f"{self.settings.openai_timeout:g} s: try again, or raise RS_OPENAI_TIMEOUT.") from err
+        except httpx.HTTPError as err:
+            raise ProviderUnavailable(f"The request to {self.base_url} failed ({type(err).__name__}): try again.") from err
+
+    def _stream_error(self, err: Exception, shown: bool, content_type: str | None) -> ResponseStreamingError:
+        """What went wrong once the response started, in words a person can act on."""
+        import httpx
+        import httpx_sse
+
+        base = self.base_url
+        if isinstance(err, httpx_sse.SSEError):  # not an event stream at all (a proxy's HTML page, a wrong URL)
+            return ProviderUnavailable(f"The server at {base} did not answer with an event stream "
+                                       f"({content_type or 'no content type'}): check RS_OPENAI_BASE_URL.")
+        if isinstance(err, StreamError):
+            if not shown:
+                return ProviderUnavailable(f"The server at {base} failed before answering: {err.message}")
+            return StreamInterrupted(f"The server reported an error mid-answer ({err.message}); the partial answer is "
+                                     "kept. Retry or continue.")
+        if isinstance(err, ValueError):  # a data line that is not JSON
+            return StreamInterrupted(f"The server at {base} sent a garbled stream (not JSON); the partial answer is "
+                                     "kept.")
+        if isinstance(err, httpx.TimeoutException):
+            return StreamInterrupted(f"The server at {base} sent nothing for {self.settings.openai_timeout:g} s, so the "
+                                     "answer was cut off; the partial answer is kept.")
+        # RemoteProtocolError, ReadError: the connection broke
+        return StreamInterrupted(f"The connection to {base} broke mid-answer; the partial answer is kept. Retry or "
+                                 "continue.")
