@@ -5,8 +5,9 @@ Run on a quiet machine: every number here is a time, and other work on the same 
 """
 import browser
 import engine
+import sanitize
 import server
 
 if __name__ == "__main__":
-    paths = [browser.main([]), engine.main([]), server.main([])]
+    paths = [browser.main([]), engine.main([]), server.main([]), sanitize.main([])]
     print("\nResults written to:", *paths, sep="\n  ")

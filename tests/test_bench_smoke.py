@@ -70,3 +70,15 @@ def test_long_chat_bench_runs_the_page_before_and_after(tmp_path):
         assert r["size"] == 4 and r["ws_bytes"] > 0
         assert all(math.isfinite(r[k]) and r[k] >= 0 for k in ("load_ms", "first_ms", "complete_ms", "stream_ms")), r
     assert "| 4 | after | 1 |" in out.read_text()
+
+
+def test_sanitize_bench_times_both_sanitisers(tmp_path):
+    import sanitize
+
+    out = sanitize.main(["--sizes", "0.5,2", "--runs", "1", "--answers", "1", "--answer-kb", "2",
+                         "--out", str(tmp_path / "sanitize.md")])
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert sorted(data["calls"]) == ["0.5", "2.0"]
+    assert all(math.isfinite(t) and t > 0 for sides in data["calls"].values() for t in sides.values())
+    assert sorted(data["calls"]["2.0"]) == ["after median", "after min", "before median", "before min"]
+    assert sorted(data["streamed"]) == ["after", "before", "none"] and data["pieces"] > 100
