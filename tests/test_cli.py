@@ -117,3 +117,12 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     proc.stdout.close()
     assert proc.wait(60) == 141
     assert proc.stderr.read() == ""
+
+
+def test_app_warns_when_the_page_leaves_this_machine():
+    from response_streaming.app import exposure_warning
+
+    assert exposure_warning(None) == exposure_warning("127.0.0.1") == exposure_warning("::1") == ""
+    assert exposure_warning("localhost") == exposure_warning("127.0.0.2") == ""
+    for host in ("0.0.0.0", "::", "10.0.0.5", "chat.example.com"):
+        assert exposure_warning(host).startswith(f"warning: the page will listen on {host}: it has no sign-in")

@@ -7,6 +7,7 @@ package and apply from any directory. Flags given here override them, as they do
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 
@@ -27,8 +28,25 @@ def streamlit_argv(host: str | None, port: int | None, options: list[str]) -> li
     return argv + options
 
 
+def exposure_warning(host: str | None) -> str:
+    """What to tell someone who opens the page beyond this machine ('' for loopback or the default)."""
+    if not host or host == "localhost":
+        return ""
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return ""
+    except ValueError:  # a host name: it may well resolve beyond this machine
+        pass
+    return (
+        f"warning: the page will listen on {host}: it has no sign-in, so anyone who can reach it can read, "
+        "export and delete every conversation and use the configured provider (see README, Security)."
+    )
+
+
 def run(host: str | None = None, port: int | None = None, options: list[str] | None = None) -> int:
     """Serve the page until interrupted; returns the exit code."""
+    if warning := exposure_warning(host):
+        print(warning, file=sys.stderr)
     try:
         import click
         from streamlit.web import cli as streamlit_cli
