@@ -7,17 +7,22 @@ generation (`generation`): its message is created at once with status `streaming
 when it ends (complete, stopped, error, incomplete, interrupted), whoever watches it or not.
 
 Each function returns the generation id; follow it with `gens.follow(gid)`.
+
+`owner` (sign-in on: `users.principal`) limits every function to that user's conversations: the
+store is scoped to them (`Store.scoped`), someone else's conversation is a `ConversationNotFound`
+exactly like a missing one, and the generation records the owner as its principal. None (the
+single-user app, the CLI) sees every conversation.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Iterator
 
-from .errors import BadRequest, ConversationBusy
+from .errors import BadRequest, ConversationBusy, ConversationNotFound
 from .events import Message, Params, Provider
 from .generation import Generations
 from .generation.answer import join_continuation, merge_metrics
-from .store import Store
+from .store import NOT_FOUND, Store
 
 __all__ = ["CONTINUE_PROMPT", "STATUS_NOTES", "ConversationBusy", "ConversationChanged", "check_prompt",
            "continue_turn", "edit_turn", "history", "join_continuation", "merge_metrics", "regenerate_turn",
@@ -49,9 +54,15 @@ def check_prompt(prompt: str) -> str:
 
 
 @contextmanager
-def _claimed(gens: Generations, cid: str) -> Iterator[str]:
-    """Claim the conversation (`ConversationBusy` if an answer runs there) for the block; give it back if it fails."""
-    gid = gens.reserve(cid)
+def _claimed(gens: Generations, store: Store, cid: str) -> Iterator[str]:
+    """Claim the conversation (`ConversationBusy` if an answer runs there) for the block; give it back if it fails.
+
+    `ConversationNotFound` first if `store` (scoped to its owner) doesn't see it: nobody streams into
+    someone else's conversation, nor into a deleted one.
+    """
+    if store.get_conversation(cid) is None:
+        raise ConversationNotFound(NOT_FOUND)
+    gid = gens.reserve(cid, principal=store.owner)
     try:
         yield gid
     except BaseException:
@@ -63,19 +74,21 @@ def _changed() -> ConversationChanged:
     return ConversationChanged("This conversation changed in another window; reload the page to see it.")
 
 
-def start_turn(gens: Generations, cid: str, provider: Provider, params: Params, prompt: str) -> str:
+def start_turn(gens: Generations, cid: str, provider: Provider, params: Params, prompt: str, *,
+               owner: str | None = None) -> str:
     """A new prompt: stored first, then the model is asked."""
     check_prompt(prompt)
-    store = gens.store
-    with _claimed(gens, cid) as gid:
+    store = gens.store.scoped(owner)
+    with _claimed(gens, store, cid) as gid:
         store.add_message(cid, "user", prompt)
         return gens.start(provider, history(store, cid), params, conversation_id=cid, generation_id=gid)
 
 
-def regenerate_turn(gens: Generations, cid: str, provider: Provider, params: Params, answer_id: int | None = None) -> str:
+def regenerate_turn(gens: Generations, cid: str, provider: Provider, params: Params, answer_id: int | None = None, *,
+                    owner: str | None = None) -> str:
     """Answer the last prompt again (also Retry after an error): the old answer is replaced."""
-    store = gens.store
-    with _claimed(gens, cid) as gid:
+    store = gens.store.scoped(owner)
+    with _claimed(gens, store, cid) as gid:
         msgs = store.messages(cid)
         users = [m for m in msgs if m.role == "user"]
         after = [m for m in msgs if users and m.id > users[-1].id]
@@ -86,11 +99,12 @@ def regenerate_turn(gens: Generations, cid: str, provider: Provider, params: Par
         return gens.start(provider, history(store, cid), params, conversation_id=cid, generation_id=gid)
 
 
-def edit_turn(gens: Generations, cid: str, provider: Provider, params: Params, user_id: int, prompt: str) -> str:
+def edit_turn(gens: Generations, cid: str, provider: Provider, params: Params, user_id: int, prompt: str, *,
+              owner: str | None = None) -> str:
     """Replace the last prompt (and its answer) with an edited one, and ask again."""
     check_prompt(prompt)
-    store = gens.store
-    with _claimed(gens, cid) as gid:
+    store = gens.store.scoped(owner)
+    with _claimed(gens, store, cid) as gid:
         users = [m for m in store.messages(cid) if m.role == "user"]
         if not users or users[-1].id != user_id:
             raise _changed()
@@ -99,15 +113,16 @@ def edit_turn(gens: Generations, cid: str, provider: Provider, params: Params, u
         return gens.start(provider, history(store, cid), params, conversation_id=cid, generation_id=gid)
 
 
-def continue_turn(gens: Generations, cid: str, provider: Provider, params: Params, answer_id: int) -> str:
+def continue_turn(gens: Generations, cid: str, provider: Provider, params: Params, answer_id: int, *,
+                  owner: str | None = None) -> str:
     """Ask the model to go on from a cut-off answer; the new text is appended to that same answer.
 
     A provider that continues a conversation ending with the assistant's own words in place (the
     embedded base model) gets just the history; every other one gets the history plus one
     instruction that is not stored, since not all of them accept an assistant message last.
     """
-    store = gens.store
-    with _claimed(gens, cid) as gid:
+    store = gens.store.scoped(owner)
+    with _claimed(gens, store, cid) as gid:
         msgs = store.messages(cid)
         if not msgs or msgs[-1].id != answer_id or msgs[-1].role != "assistant":
             raise _changed()

@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     aws_access_keys: SecretStr = Field(SecretStr(""), description="Key pairs `serve` accepts as AWS SigV4 signatures "
                                        "(RS_AWS_ACCESS_KEYS, 'AKID:SECRET,...'), for Bedrock clients over plain HTTP.")
 
+    # The app with sign-in (`.streamlit/secrets.toml` [auth], README "Security"). Lists are comma-separated.
+    allowed_emails: str = Field("", description="Email addresses that may sign in to the app (RS_ALLOWED_EMAILS); "
+                                "with RS_ALLOWED_EMAIL_DOMAINS empty too, anyone the OIDC provider signs in may.")
+    allowed_email_domains: str = Field("", description="Email domains whose users may sign in (RS_ALLOWED_EMAIL_DOMAINS, "
+                                       "e.g. 'example.com'); an address in either list is let in.")
+    allowed_providers: str = Field("", description="Providers the app offers and accepts (RS_ALLOWED_PROVIDERS, e.g. "
+                                   "'local,openai'); empty means all.")
+    allowed_models: str = Field("", description="Model ids the app offers and accepts, for any provider "
+                                "(RS_ALLOWED_MODELS); empty means any.")
+
     # `serve`: bounded work per request. Each error names its setting.
     max_messages: int = Field(1000, ge=1, description="Most messages in one request (RS_MAX_MESSAGES).")
     max_input_chars: int = Field(200_000, ge=1, description="Most characters of messages + system prompt in one "

@@ -81,6 +81,12 @@ class GenerationNotFound(ResponseStreamingError):
     status = 404
 
 
+class ConversationNotFound(ResponseStreamingError):
+    """No conversation has this id, or it belongs to another signed-in user (the two look the same)."""
+
+    status = 404
+
+
 class ProviderUnavailable(ResponseStreamingError):
     """The provider could not be reached or failed before answering."""
 

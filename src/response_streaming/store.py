@@ -15,6 +15,7 @@ once with "database is locked" when another writer got in between, whatever the 
 """
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import (JSON, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-                        create_engine, delete, event, exists, func, insert, select, text, update)
+                        create_engine, delete, event, exists, func, insert, select, text, true, update)
 from sqlalchemy.engine import Connection, Engine
+
+from .errors import ConversationNotFound
 
 metadata = MetaData()
 
@@ -35,6 +38,9 @@ conversations = Table(
     Column("title", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Since schema 5: who it belongs to when sign-in is on (`users.principal`: OIDC issuer + subject); None
+    # for a conversation made without sign-in (the single-user app sees those, signed-in users don't).
+    Column("owner", String(512), nullable=True, index=True),
     # busy_owner / busy_until (schema 2 and 3) were the streaming lease; schema 4 replaced it by `generations`.
 )
 
@@ -72,7 +78,8 @@ generations = Table(
     Column("model", String(200), nullable=False, default=""),
     Column("error", Text, nullable=False, default=""),
     Column("metrics", JSON, nullable=False, default=dict),
-    Column("principal", String(200), nullable=True),  # who may attach or stop (None: anyone with the id)
+    # who may attach or stop (None: anyone with the id); 512 since schema 5 (an OIDC issuer + subject)
+    Column("principal", String(512), nullable=True),
 )
 Index("ix_generations_status", generations.c.status)
 
@@ -151,8 +158,18 @@ def _schema_4(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE conversations DROP COLUMN busy_until"))
 
 
+def _schema_5(conn: Connection) -> None:
+    # Sign-in: each conversation belongs to a user. Existing rows keep NULL (made by the single-user app).
+    conn.execute(text("ALTER TABLE conversations ADD COLUMN owner VARCHAR(512)"))
+    conn.execute(text("CREATE INDEX ix_conversations_owner ON conversations (owner)"))
+    if conn.dialect.name == "postgresql":  # SQLite doesn't enforce VARCHAR lengths
+        conn.execute(text("ALTER TABLE generations ALTER COLUMN principal TYPE VARCHAR(512)"))
+
+
 # Ordered schema migrations; version N is reached by running MIGRATIONS[N-1]. Append, never edit.
-MIGRATIONS = [_schema_1, _schema_2, _schema_3, _schema_4]
+MIGRATIONS = [_schema_1, _schema_2, _schema_3, _schema_4, _schema_5]
+
+NOT_FOUND = "This conversation doesn't exist (any more), or it belongs to another user."
 
 # Any constant works; it only has to be the same in every replica.
 _PG_MIGRATION_LOCK = 0x5253_4D49
@@ -174,6 +191,12 @@ def _now() -> datetime:
 
 
 class Store:
+    """The history. `owner` None: every conversation (the single-user app, the CLI). `scoped(owner)`: a
+    view of the same database where every query sees, changes and creates only that owner's
+    conversations; anyone else's look exactly like missing ones (`ConversationNotFound`)."""
+
+    owner: str | None = None
+
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -200,6 +223,23 @@ class Store:
                 MIGRATIONS[version - 1](conn)
                 conn.execute(insert(schema_version).values(version=version))
 
+    def scoped(self, owner: str | None) -> Store:
+        """The same database seen by `owner` (None: unscoped, as this store)."""
+        view = copy.copy(self)  # shares the engine and its pool
+        view.owner = owner
+        return view
+
+    def _mine(self):
+        """The WHERE clause limiting a query to this store's owner (always true when unscoped)."""
+        return true() if self.owner is None else conversations.c.owner == self.owner
+
+    def _check(self, conn: Connection, cid: str) -> None:
+        """Refuse to touch a conversation that is not this owner's (or that doesn't exist), inside `conn`'s transaction."""
+        if self.owner is None:
+            return
+        if conn.execute(select(conversations.c.id).where(conversations.c.id == cid, self._mine())).first() is None:
+            raise ConversationNotFound(NOT_FOUND)
+
     def schema_version(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
@@ -208,11 +248,13 @@ class Store:
     def create_conversation(self, title: str = "New chat") -> str:
         cid = str(uuid.uuid4())
         with self.write() as conn:
-            conn.execute(insert(conversations).values(id=cid, title=_title(title), created_at=_now(), updated_at=_now()))
+            conn.execute(insert(conversations).values(id=cid, title=_title(title), created_at=_now(), updated_at=_now(),
+                                                      owner=self.owner))
         return cid
 
     def list_conversations(self, search: str = "") -> list[dict]:
-        q = select(conversations.c.id, conversations.c.title).order_by(conversations.c.updated_at.desc())
+        q = (select(conversations.c.id, conversations.c.title).where(self._mine())
+             .order_by(conversations.c.updated_at.desc()))
         if search.strip():
             # A title search, literal: % and _ typed by the user are not wildcards.
             pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -222,15 +264,17 @@ class Store:
 
     def get_conversation(self, cid: str) -> dict | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(conversations).where(conversations.c.id == cid)).first()
+            row = conn.execute(select(conversations).where(conversations.c.id == cid, self._mine())).first()
         return dict(row._mapping) if row else None
 
     def rename_conversation(self, cid: str, title: str) -> None:
         with self.write() as conn:
+            self._check(conn, cid)
             conn.execute(update(conversations).where(conversations.c.id == cid).values(title=_title(title)))
 
     def delete_conversation(self, cid: str) -> None:
         with self.write() as conn:
+            self._check(conn, cid)
             conn.execute(delete(messages).where(messages.c.conversation_id == cid))
             conn.execute(delete(conversations).where(conversations.c.id == cid))
 
@@ -244,6 +288,7 @@ class Store:
     def add_message(self, cid: str, role: str, content: str, status: str = "complete", error: str = "",
                     meta: dict | None = None) -> int:
         with self.write() as conn:
+            self._check(conn, cid)
             mid = conn.execute(insert(messages).values(
                 conversation_id=cid, role=role, content=content, status=status, error=error,
                 meta=_jsonable(meta), created_at=_now())).inserted_primary_key[0]
@@ -254,6 +299,8 @@ class Store:
         """Rewrite an answer in place (a continued answer grows; its id and position stay)."""
         with self.write() as conn:
             cid = conn.execute(select(messages.c.conversation_id).where(messages.c.id == mid)).scalar()
+            if cid:
+                self._check(conn, cid)
             conn.execute(update(messages).where(messages.c.id == mid).values(
                 content=content, status=status, error=error, meta=_jsonable(meta)))
             if cid:
@@ -261,6 +308,8 @@ class Store:
 
     def messages(self, cid: str) -> list[StoredMessage]:
         q = select(messages).where(messages.c.conversation_id == cid).order_by(messages.c.id)
+        if self.owner is not None:  # someone else's conversation has no messages for this owner
+            q = q.where(messages.c.conversation_id.in_(select(conversations.c.id).where(self._mine())))
         with self.engine.connect() as conn:
             return [StoredMessage(r.id, r.role, r.content, r.status, r.error, r.meta or {}, r.created_at)
                     for r in conn.execute(q)]
@@ -268,6 +317,7 @@ class Store:
     def delete_messages_from(self, cid: str, message_id: int) -> None:
         """Drop a message and everything after it (regenerate, edit and resend)."""
         with self.write() as conn:
+            self._check(conn, cid)
             conn.execute(delete(messages).where(messages.c.conversation_id == cid, messages.c.id >= message_id))
 
 

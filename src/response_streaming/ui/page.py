@@ -16,7 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import get_settings
 from ..render import sanitize
-from . import history, resources, sidebar, tail
+from ..store import NOT_FOUND
+from . import auth, history, resources, sidebar, tail
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ def _stop_row() -> None:
 
 def _page() -> None:
     settings = get_settings()
+    owner = auth.gate(settings)  # with sign-in: stops here for visitors; the history is scoped to the user
     try:
-        store = resources.store(settings.sqlalchemy_url)
+        store = resources.store(settings.sqlalchemy_url).scoped(owner)
     except SQLAlchemyError as err:
         log.exception("could not open the history database")
         where = "RS_DATABASE_URL" if settings.database_url else f"RS_DATA_DIR ({settings.data_dir})"
@@ -43,8 +45,9 @@ def _page() -> None:
     sidebar.follow_address()
     cid = st.query_params.get("c")
     if cid and not store.get_conversation(cid):
-        cid = None  # a stale or deleted link: start fresh rather than fail
+        cid = None  # a stale or deleted link, or someone else's conversation: start fresh rather than fail
         st.query_params.pop("c", None)
+        st.info(sanitize(NOT_FOUND + " A new chat is open instead."), icon=":material/link_off:")
     list_box = st.sidebar.container()
     sidebar.controls(settings)
     sidebar.conversations(list_box, store, cid, store.get_conversation(cid) if cid else None)

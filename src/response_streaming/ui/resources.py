@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import users
 from ..config import Settings
 from ..errors import ConfigError, ResponseStreamingError
 from ..generation import Generations
@@ -38,7 +39,10 @@ def _provider(settings: Settings):
 
 
 def get_provider(settings: Settings):
-    """The provider for these settings, or a `ResponseStreamingError` a person can act on."""
+    """The provider for these settings, or a `ResponseStreamingError` a person can act on.
+
+    A provider or model the settings don't allow is refused before anything is built or cached."""
+    users.check_choice(settings, settings.provider, settings.model)
     try:
         return _provider(settings)
     except ResponseStreamingError:

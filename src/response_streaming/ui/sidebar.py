@@ -9,10 +9,11 @@ import re
 
 import streamlit as st
 
+from .. import users
 from ..export import export_json, export_markdown
 from ..config import Settings
 from ..events import Params
-from ..providers import NAMES, PROVIDERS
+from ..providers import PROVIDERS
 from ..render import sanitize
 from ..store import Store, StoredMessage
 from .format import plain
@@ -98,6 +99,12 @@ def _whole(store: Store, conversation: dict) -> tuple[dict, list[StoredMessage]]
 
 def _model_field(provider: str, settings: Settings) -> str:
     default = settings.model if settings.provider == provider else ""
+    allowed = users.allowed_models(settings)
+    if allowed and not (provider == "local" and settings.model_path):
+        # Only what RS_ALLOWED_MODELS lists, and nothing typed (the page refuses others anyway).
+        return st.selectbox("Model", allowed, index=allowed.index(default) if default in allowed else 0,
+                            key=f"model-{provider}", on_change="ignore",
+                            help="The models this app allows (RS_ALLOWED_MODELS).") or ""
     if provider == "bedrock":
         try:
             from ..providers.bedrock_catalog import DEFAULT_MODEL, MODELS
@@ -138,8 +145,9 @@ def controls(settings: Settings) -> tuple[Settings, Params]:
     """Draw provider, model and parameters (defaults from the settings); returns what they say."""
     with st.sidebar:
         st.subheader("Model")
-        provider = st.selectbox("Provider", NAMES, index=NAMES.index(settings.provider), key="provider",
-                                format_func=PROVIDER_LABELS.get)
+        names = users.allowed_providers(settings)  # all, unless RS_ALLOWED_PROVIDERS says fewer
+        provider = st.selectbox("Provider", names, index=names.index(settings.provider) if settings.provider in names
+                                else 0, key="provider", format_func=PROVIDER_LABELS.get)
         _model_field(provider, settings)
         with st.expander("Parameters", icon=":material/tune:"):
             st.text_input("System prompt", value=settings.system_prompt, key="system", on_change="ignore")

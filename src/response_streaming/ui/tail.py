@@ -61,9 +61,13 @@ def _cancel_edit() -> None:
 
 
 def _start(
-    gens: Generations, cid: str | None, action: dict, settings: Settings, params: Params
+    gens: Generations, store: Store, cid: str | None, action: dict, settings: Settings, params: Params
 ) -> tuple[str | None, str | None]:
-    """Carry out an action: returns the generation it started (and the conversation it is in)."""
+    """Carry out an action: returns the generation it started (and the conversation it is in).
+
+    `store` is the page's, scoped to the signed-in user (`auth`): the chat functions refuse anyone
+    else's conversation, and a new one belongs to that user."""
+    owner = store.owner
     kind = action["kind"]
     if action.get("cid") != cid:
         return None, cid  # the page moved to another conversation since the click: nothing to do
@@ -72,17 +76,17 @@ def _start(
     provider = get_provider(settings)  # before any change, so a bad provider changes nothing
     if kind == "send":
         if not cid:
-            cid = gens.store.create_conversation(title=action["prompt"].strip()[:60])
+            cid = store.create_conversation(title=action["prompt"].strip()[:60])
             st.query_params["c"] = cid
-        return chat.start_turn(gens, cid, provider, params, action["prompt"]), cid
+        return chat.start_turn(gens, cid, provider, params, action["prompt"], owner=owner), cid
     if not cid:
         return None, cid
     if kind == "edit":
-        return chat.edit_turn(gens, cid, provider, params, action["id"], action["prompt"]), cid
+        return chat.edit_turn(gens, cid, provider, params, action["id"], action["prompt"], owner=owner), cid
     if kind == "regenerate":
-        return chat.regenerate_turn(gens, cid, provider, params, action.get("id")), cid
+        return chat.regenerate_turn(gens, cid, provider, params, action.get("id"), owner=owner), cid
     if kind == "continue":
-        return chat.continue_turn(gens, cid, provider, params, action["id"]), cid
+        return chat.continue_turn(gens, cid, provider, params, action["id"], owner=owner), cid
     return None, cid
 
 
@@ -134,7 +138,7 @@ def _tail(store: Store, settings: Settings) -> None:
     action = st.session_state.pop("action", None)
     if action:
         try:
-            _, new_cid = _start(gens, cid, action, *sidebar.chosen(settings))
+            _, new_cid = _start(gens, store, cid, action, *sidebar.chosen(settings))
             created, cid = new_cid != cid, new_cid
         except ResponseStreamingError as err:
             problem = err
