@@ -1,9 +1,11 @@
 """Benchmark 1: the answer in a real headless Chromium, ours against `st.write_stream` and the lab's
-`StreamlitCallbackHandler`, served side by side in one run.
+`StreamlitCallbackHandler`, served side by side in one run. Ours is the app's path (a durable
+generation writing its log, the page following the log); `direct` is the path before the log (the
+provider's stream read straight into the page), to measure what the log costs.
 
     .venv/bin/python bench/browser.py            # the full run: 100 and 1,000 tokens/s × 500, 2,000, 8,000 tokens
 
-For every run: a fresh browser page opens one of the three bench pages (bench/pages/), clicks Go
+For every run: a fresh browser page opens one of the bench pages (bench/pages/), clicks Go
 and watches the answer with a MutationObserver that stamps each change of its visible text with
 `performance.timeOrigin + performance.now()`; the page stamps each token leaving the provider with
 `time.time()` (one machine, one wall clock). From those:
@@ -34,7 +36,7 @@ from common import (BENCH, RESULTS, bench_text, chromium, cpu_seconds, fmt, medi
 
 from response_streaming.providers.replay import split_tokens
 
-PAGES = ("ours", "write_stream", "callback_handler")
+PAGES = ("ours", "direct", "write_stream", "callback_handler")
 
 # Runs in the page before Streamlit's own code. `visible` mirrors common.visible; the answer is every
 # Markdown block inside the `answer` container except an expander's label (the callback handler's).
@@ -152,7 +154,7 @@ def run_all(rates, lengths, pages, runs: int, peer_runs: int, budget: float, wor
             for rate in rates:
                 gave_up: dict[str, int] = {}  # page -> the length it did not finish at this rate
                 for tokens in lengths:
-                    wanted = {p: runs if p == "ours" else peer_runs for p in pages}
+                    wanted = {p: runs if p in ("ours", "direct") else peer_runs for p in pages}
                     for rep in range(max(wanted.values())):
                         # Rotate the order so no page always runs right after a heavy one.
                         order = pages[rep % len(pages):] + pages[:rep % len(pages)]

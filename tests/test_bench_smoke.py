@@ -23,7 +23,7 @@ def test_browser_bench_runs_all_three_pages(tmp_path):
     out = browser.main(["--rates", "1000", "--tokens", "40", "--runs", "1", "--peer-runs", "1", "--budget", "60",
                         "--out", str(tmp_path / "browser.md")])
     results = json.loads(out.with_suffix(".json").read_text())
-    assert sorted(r["page"] for r in results) == ["callback_handler", "ours", "write_stream"]
+    assert sorted(r["page"] for r in results) == ["callback_handler", "direct", "ours", "write_stream"]
     for r in results:
         assert r["outcome"] == "finished", r
         for key in ("ttft_overhead_ms", "drain_lag_ms", "wire_amplification", "server_cpu_s", "browser_task_s"):

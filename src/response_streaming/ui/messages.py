@@ -112,7 +112,7 @@ def answer_footer(f: Frame, m: StoredMessage, last: bool) -> None:
         f.metrics.caption(sanitize(line))
     if not last:
         return
-    failed = m.status in ("error", "incomplete", "interrupted")
+    failed = m.status in ("error", "incomplete")  # an interrupted answer offers Regenerate and Continue
     f.actions[0].button("Retry" if failed else "Regenerate", key="regenerate", icon=":material/refresh:",
                         type="primary" if m.status == "error" else "secondary",
                         on_click=request, args=("regenerate",), kwargs={"id": m.id})

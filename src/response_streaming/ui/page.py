@@ -52,13 +52,20 @@ def _page() -> None:
     sidebar.controls(settings)
     sidebar.conversations(list_box, store, cid, store.get_conversation(cid) if cid else None)
 
+    st.session_state.seen = tail.signature(store, cid)  # before reading: see `tail.watch`
     msgs = store.messages(cid) if cid else []
     with st.container():
         after = history.show(cid, msgs) if cid else None
     st.session_state.view = {"cid": cid, "after": after}
     st.session_state.full_run = True
-    tail.tail(store, settings)
+    # Stop and the watcher are drawn before `tail`, below its place: `tail` may stream for a long time
+    # in this run (a reload mid-answer), and Stop must be there meanwhile.
+    answers = st.container()
     _stop_row()
+    if cid:
+        tail.watch(store)
+    with answers:
+        tail.tail(store, settings)
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ from .resources import errors_in_one_line, generations, get_provider
 
 # The Stop row is drawn by the whole page (see `page`) and shown by this part while an answer streams.
 HIDE_STOP = "<style>.st-key-stop-row { display: none; }</style>"
+# Seconds between two looks for a change made elsewhere (an answer started in another tab or replica).
+WATCH_EVERY = 1.0
 
 
 def stop_live() -> None:
@@ -146,6 +148,8 @@ def _tail(store: Store, settings: Settings) -> None:
         after = None
         st.session_state.view = {"cid": cid, "after": None}
 
+    # What this run saw, taken before reading: `watch` compares it with the database later.
+    st.session_state.seen = signature(store, cid)
     # All rows, then the tail: the model reads the whole history for each answer anyway.
     msgs = [m for m in store.messages(cid) if after is None or m.id > after] if cid else []
     # An answer being written, started by this run or earlier (a reload, another tab or replica): watch it.
@@ -157,8 +161,9 @@ def _tail(store: Store, settings: Settings) -> None:
         if answer:
             messages.busy_actions(answer)
         if cid and not streaming and store.busy(cid):
+            # Started elsewhere a moment ago: `watch` brings it here as soon as its message exists.
             st.info(
-                "An answer is being written in this conversation in another tab or window; reload to see it.",
+                "An answer is being written in this conversation in another tab or window.",
                 icon=":material/hourglass_top:",
             )
         if problem is not None:
@@ -172,7 +177,33 @@ def _tail(store: Store, settings: Settings) -> None:
         st.session_state.live = {"gens": gens, "gid": gid}
         live.stream_into(gens, gid, answer.box, answer.metrics, prior=streaming.content)
         st.session_state.pop("live", None)
+        st.session_state.seen = signature(store, cid)  # the ending is this run's own change
         # Draw the finished answer with its actions and turn Go back on. Only this part reruns,
         # unless a new conversation must appear in the sidebar (or this run is the whole page's,
         # where Streamlit allows no rerun of a fragment alone).
         st.rerun(scope="app" if created or inline else "fragment")
+
+
+def signature(store: Store, cid: str | None) -> tuple:
+    """Two cheap reads that change whenever the conversation does (a message added or rewritten moves
+    `updated_at`; a generation starts or ends) without reading its messages."""
+    if not cid:
+        return ()
+    conversation = store.get_conversation(cid)
+    return (conversation or {}).get("updated_at"), store.busy(cid)
+
+
+@st.fragment(run_every=WATCH_EVERY)
+def watch(store: Store) -> None:
+    """Rerun the page when the conversation changed since this tab drew it: an answer started in
+    another tab or replica then shows here live, and one that ended there shows its ending.
+
+    A separate fragment that draws nothing, so its runs every `WATCH_EVERY` touch neither the
+    messages nor the composer (a prompt being typed stays as it is). While `tail` streams, its own
+    runs queue behind that run (Streamlit runs one at a time per session) and find nothing new.
+    """
+    with errors_in_one_line():
+        view = st.session_state.get("view") or {}
+        seen = st.session_state.get("seen")
+        if view.get("cid") and seen is not None and seen != signature(store, view["cid"]):
+            st.rerun()
