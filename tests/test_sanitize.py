@@ -399,3 +399,13 @@ def test_escaped_pipes_in_table_cells_are_placed_exactly():
         "| `x \\| y` \\$2 | [Image\\: i](<http://evil.example/i.png>) \\<b\\>\\|\\<\\/b\\> |"
     )
     assert problems(out) == []
+
+
+def test_a_parser_failure_shows_the_text_as_code_instead_of_failing_the_page(monkeypatch):
+    import response_streaming.sanitize as module
+
+    def broken(text):
+        raise IndexError("a parser bug")
+
+    monkeypatch.setattr(module, "_rewrite", broken)
+    assert sanitize("![x](http://evil.example/a.png)") == "```text\n![x](http://evil.example/a.png)\n```"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import html
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.footnote import footnote_plugin
+
+log = logging.getLogger(__name__)
 
 UNSAFE = "#unsafe-link-removed"
 _SAFE_SCHEMES = {"http", "https", "mailto"}
@@ -66,7 +69,7 @@ def escape(text: str) -> str:
 
 @dataclass
 class _Span:
-    """Where an inline rule matched in its inline source (`tokens` tells which inline it was)."""
+    """Where an inline rule matched in the text of its `owner` (a block-level inline token)."""
 
     kind: str
     owner: Token  # the block-level inline token whose text this is
@@ -119,6 +122,7 @@ def _parser() -> MarkdownIt:
 
 
 _MD = _parser()
+_MD.parse("*a* [b](c) ![d](e) <f> `g`\n\n| h |\n|---|\n\n[^1]: i", {})  # rule chains built before threads share it
 
 
 def _walk(tokens: list[Token]):
@@ -298,12 +302,19 @@ def sanitize(markdown: str) -> str:
     Code blocks and code spans are left alone: the Markdown renderer shows their content verbatim.
     """
     text = markdown.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")  # as the parser reads it
+    try:
+        return _rewrite(text)
+    except (_Unmapped, RecursionError):  # text this module can't place exactly: shown, never rendered
+        return _as_code(text)
+    except Exception:  # a parser bug on some input must not take the page down, nor let the text through
+        log.exception("the sanitiser failed; the text is shown as a code block")
+        return _as_code(text)
+
+
+def _rewrite(text: str) -> str:
     env: dict = {}
     tokens = _MD.parse(text, env)
-    try:
-        edits = _block_edits(tokens, env, text.split("\n"))
-    except _Unmapped:
-        return _as_code(text)
+    edits = _block_edits(tokens, env, text.split("\n"))
     if not edits:  # the common case: nothing to rewrite, and the parse in hand is the result's own
         return text if _safe_tokens(tokens) else _as_code(text)
     out, end = [], len(text)
