@@ -125,4 +125,4 @@ def test_app_warns_when_the_page_leaves_this_machine():
     assert exposure_warning(None) == exposure_warning("127.0.0.1") == exposure_warning("::1") == ""
     assert exposure_warning("localhost") == exposure_warning("127.0.0.2") == ""
     for host in ("0.0.0.0", "::", "10.0.0.5", "chat.example.com"):
-        assert exposure_warning(host).startswith(f"warning: the page will listen on {host}: it has no sign-in")
+        assert exposure_warning(host).startswith(f"warning: the page will listen on {host}: unless sign-in is")

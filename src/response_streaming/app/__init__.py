@@ -38,8 +38,9 @@ def exposure_warning(host: str | None) -> str:
     except ValueError:  # a host name: it may well resolve beyond this machine
         pass
     return (
-        f"warning: the page will listen on {host}: it has no sign-in, so anyone who can reach it can read, "
-        "export and delete every conversation and use the configured provider (see README, Security)."
+        f"warning: the page will listen on {host}: unless sign-in is configured ([auth] in .streamlit/secrets.toml, "
+        "or --secrets.files PATH), anyone who can reach it can read, export and delete every conversation and use "
+        "the configured provider (see README, Security)."
     )
 
 
