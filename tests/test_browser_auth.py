@@ -52,17 +52,20 @@ def oidc_provider(tmp_path):
 
 
 @pytest.fixture()
-def signed_in_app(tmp_path, oidc_provider):
+def signed_in_app(request, tmp_path, oidc_provider):
     """The page with sign-in: a generated secrets.toml with [auth] pointing at the provider, handed to
-    Streamlit with `--secrets.files` (so no developer's .streamlit/secrets.toml is read or written)."""
+    Streamlit with `--secrets.files` (so no developer's .streamlit/secrets.toml is read or written).
+    Parametrised indirectly with a name, the provider is a named one ([auth.<name>])."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    name = getattr(request, "param", None)
     secrets_file = tmp_path / "secrets.toml"
     secrets_file.write_text(
         "[auth]\n"
         f'redirect_uri = "{url}/oauth2callback"\n'
         f'cookie_secret = "{secrets.token_urlsafe(32)}"\n'
-        'client_id = "response-streaming-test"\n'
+        + (f"[auth.{name}]\n" if name else "")
+        + 'client_id = "response-streaming-test"\n'
         'client_secret = "not-a-real-secret"\n'
         f'server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"\n'
     )
@@ -104,12 +107,12 @@ def signed_in_app(tmp_path, oidc_provider):
             _stop(proc)
 
 
-def sign_in(browser, url: str, sub: str):
+def sign_in(browser, url: str, sub: str, button: str = "Sign in"):
     """A fresh browser context signed in as `sub` through the provider's authorize page."""
     context = browser.new_context()
     page = context.new_page()
     page.goto(url)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name=button, exact=True).click()
     page.locator("input[name=sub]").fill(sub)  # the provider's own page
     page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(f"{url}/**", timeout=30_000)
@@ -197,8 +200,10 @@ def test_two_users_see_only_their_own_conversations(browser, signed_in_app, oidc
     bob_ctx.close()
 
 
+@pytest.mark.parametrize("signed_in_app", ["mock"], indirect=True)
 def test_an_email_outside_the_allowed_domain_is_refused(browser, signed_in_app, tmp_path):
-    context, page = sign_in(browser, signed_in_app, MALLORY)
+    # Also a named provider ([auth.mock]): its own button.
+    context, page = sign_in(browser, signed_in_app, MALLORY, button="Sign in with mock")
     expect(page.get_by_text(f"{MALLORY} is not allowed to use this app")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("RS_ALLOWED_EMAIL_DOMAINS")).to_be_visible()
     assert page.get_by_role("button", name="New chat").count() == 0

@@ -14,6 +14,8 @@ Streamlit's own /auth routes, so they work from a button's callback.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import streamlit as st
 
 from .. import users
@@ -26,13 +28,25 @@ def configured() -> bool:
     return "is_logged_in" in st.user
 
 
+def _named_providers() -> list[str]:
+    """The [auth.<name>] subsections (Streamlit's named providers), in the file's order."""
+    section = st.secrets.get("auth", {})
+    return [name for name, value in section.items() if isinstance(value, Mapping)]
+
+
 def gate(settings: Settings) -> str | None:
     """None without sign-in; else the signed-in user's principal. Anyone else ends the run here."""
     if not configured():
         return None
     if not st.user.is_logged_in:
         st.write("Sign in to see your conversations.")
-        st.button("Sign in", key="sign-in", type="primary", icon=":material/login:", on_click=st.login)
+        named = _named_providers()
+        for name in named:  # [auth.google], [auth.microsoft]...: one button each
+            st.button(
+                f"Sign in with {name}", key=f"sign-in-{name}", icon=":material/login:", on_click=st.login, args=(name,)
+            )
+        if not named:  # the [auth] section itself is the provider
+            st.button("Sign in", key="sign-in", type="primary", icon=":material/login:", on_click=st.login)
         st.stop()
     claims = st.user.to_dict()
     refusal = users.email_refusal(settings, claims)
