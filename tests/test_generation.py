@@ -245,11 +245,14 @@ def test_kill_9_mid_answer_keeps_every_logged_chunk_and_frees_the_conversation(u
     store = Store(url)
     watcher = Generations(store)  # another replica, watching while the child writes
     try:
-        wait_for(lambda: len([c for c in watcher.read(gid) if c.kind == "text"]) >= 4, what="chunks from the child")
+        seen = wait_for(lambda: [c for c in watcher.read(gid) if c.kind == "text"][3:], what="chunks from the child")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        assert store.messages(cid)[-1].status == "streaming"  # nobody has written the answer yet
+        # The watcher's view ends on its own: its process sees the owner's pid gone (same host) at its next sweep.
+        rest = list(watcher.follow(gid, after=seen[-1].seq))
+        assert rest[-1].kind == "error" and rest[-1].data["status"] == "interrupted"
         logged = text_of(watcher.read(gid))
-        assert watcher.get(gid).status == "running" and store.messages(cid)[-1].status == "streaming"
     finally:
         watcher.close()
     gens = Generations(Store(url))  # the app starting again
@@ -263,6 +266,26 @@ def test_kill_9_mid_answer_keeps_every_logged_chunk_and_frees_the_conversation(u
         again = start_turn(gens, cid, ReplayProvider(text="Fresh answer."), Params(), "And now?")
         assert gens.wait(again, 30).status == "complete"
         assert [m.status for m in store.messages(cid)] == ["complete", "interrupted", "complete", "complete"]
+    finally:
+        gens.close()
+
+
+def test_the_next_start_recovers_a_killed_process_at_once(url, child):
+    proc, cid, gid = child
+    store = Store(url)
+    log = Log(store)  # only reads: nothing in this process recovers
+    try:
+        wait_for(lambda: len(text_of(log.read(gid)).split()) >= 4, what="text from the child")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        logged = text_of(log.read(gid))
+        assert log.info(gid).status == "running"
+    finally:
+        log.close()
+    gens = Generations(Store(url))  # its constructor recovers, before any sweep
+    try:
+        assert gens.get(gid).status == "interrupted" and store.messages(cid)[-1].content == logged
+        assert not store.busy(cid)
     finally:
         gens.close()
 

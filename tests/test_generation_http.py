@@ -5,15 +5,22 @@ another connection, a second server on the same database, 404s, and keys that ow
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 from openai._streaming import SSEDecoder
 
+from conftest import free_port, wait_http
 from response_streaming.config import Settings
 from response_streaming.errors import Throttled
 from response_streaming.events import Params
 from response_streaming.generation import Generations
+from response_streaming.generation.log import Log
 from response_streaming.providers.replay import ReplayProvider
 from response_streaming.server import create_app
 from response_streaming.store import Store
@@ -162,3 +169,35 @@ def test_with_api_keys_only_the_key_that_started_a_generation_sees_it(api_server
     assert stop.status_code == 404
     mine = httpx.get(f"{base}/v1/stream/{gid}", headers=a, timeout=10)
     assert mine.status_code == 200 and ["a", "short", "answer"][0] in mine.text
+
+
+def test_sigterm_to_serve_saves_the_answer_and_ends_its_stream_at_once(tmp_path):
+    port, exe = free_port(), str(Path(sys.executable).parent / "response-streaming")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")}
+    env |= {"RS_DATA_DIR": str(tmp_path), "RS_REPLAY_RATE": "20", "RS_REPLAY_TEXT": WORDS}
+    proc = subprocess.Popen(
+        [exe, "serve", "--provider", "replay", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
+        with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/stream", json=ASK, timeout=30) as r:
+            gid, events = r.headers["x-generation-id"], []
+            for event in events_of(r.iter_lines()):
+                events.append(event)
+                if len(events) == 3:
+                    proc.send_signal(signal.SIGTERM)  # a redeploy, or Ctrl-C
+        # The stream ended with the saved answer's last event, not a cut connection.
+        assert events[-1][1] == "error" and events[-1][2]["generation_status"] == "interrupted"
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = Log(Store(f"sqlite:///{tmp_path / 'history.sqlite3'}"))
+    try:
+        assert log.info(gid).status == "interrupted"
+        assert "".join(c.text for c in log.read(gid) if c.kind == "text") == text_of(events)
+    finally:
+        log.close()

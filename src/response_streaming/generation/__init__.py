@@ -8,7 +8,7 @@ history database, that any viewer (page, HTTP, CLI) can attach to at any offset.
 - `answer`: the message a generation writes when it ends.
 """
 
-from .core import Generations, exit_on_sigterm
+from .core import Generations, exit_on_sigterm, save_on_sigterm
 from .log import Chunk, GenerationInfo
 
-__all__ = ["Chunk", "GenerationInfo", "Generations", "exit_on_sigterm"]
+__all__ = ["Chunk", "GenerationInfo", "Generations", "exit_on_sigterm", "save_on_sigterm"]

@@ -278,6 +278,27 @@ class Generations:
         forget_owner(self.owner)
 
 
+def save_on_sigterm(close) -> bool:
+    """On SIGTERM (and SIGINT), first save the running generations (`close()`, in a thread of its own, so
+    a signal arriving inside the event loop does not block it), then hand the signal to whoever handled
+    it before (a server's own graceful shutdown). Why: a server waits for open streams before it shuts
+    down, and a follower's stream only ends when its generation does. Main thread only; False elsewhere."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum, frame, previous=previous) -> None:
+            threading.Thread(target=close, name="rs-generation-save", daemon=False).start()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+
+        signal.signal(sig, handler)
+    return True
+
+
 def exit_on_sigterm() -> None:
     """Make SIGTERM a normal exit (atexit hooks run, so running generations are saved as interrupted).
     For processes we own (the CLI); servers have their own SIGTERM handling that ends in a normal exit."""

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from ..config import Settings, get_settings
 from ..errors import BadRequest, MethodNotAllowed, ModelNotFound, ResponseStreamingError
 from ..events import Provider
-from ..generation import Generations
+from ..generation import Generations, save_on_sigterm
 from . import bedrock_api, events_api, openai_api
 from .access import Access, AccessPolicy
 from .generation import _fmt
@@ -66,6 +66,9 @@ def create_app(
     # No /docs or /openapi.json: the routes read raw bodies, so the generated schema would say nothing.
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # A server process (serve's workers): on SIGTERM save running generations first, so the streams
+        # following them end and the server's graceful shutdown is not held up by them.
+        save_on_sigterm(state.gens.close)
         yield
         state.gens.close()
 
