@@ -68,7 +68,7 @@ class Generations:
         Raises `ConversationBusy` when one is running there, unless its owner is dead: then it is
         ended as interrupted first, so a conversation whose process was killed takes a prompt at once.
         """
-        gid = secrets.token_urlsafe(24)
+        gid = secrets.token_urlsafe(24)  # 192 random bits: the id is the capability to attach or stop
         now = _now()
         row: dict[str, object] = dict(
             id=gid,
@@ -88,17 +88,20 @@ class Generations:
         )
         with self._lock:
             self._reserved.add(gid)
-        for attempt in range(2):
-            try:
-                with self.store.write() as conn:
-                    conn.execute(insert(generations).values(**row))
-                return gid
-            except IntegrityError:
-                if attempt or not self._free_orphaned(conversation_id):
-                    with self._lock:
-                        self._reserved.discard(gid)
-                    raise ConversationBusy(BUSY) from None
-        raise AssertionError("unreachable")
+        if self._insert(row) or (self._free_orphaned(conversation_id) and self._insert(row)):
+            return gid
+        with self._lock:
+            self._reserved.discard(gid)
+        raise ConversationBusy(BUSY)
+
+    def _insert(self, row: dict) -> bool:
+        """Insert a generation row; False if its conversation already has a running one (the unique index)."""
+        try:
+            with self.store.write() as conn:
+                conn.execute(insert(generations).values(**row))
+            return True
+        except IntegrityError:
+            return False
 
     def _free_orphaned(self, conversation_id: str | None) -> bool:
         q = select(generations.c.id, generations.c.owner).where(

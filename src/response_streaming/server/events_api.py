@@ -24,7 +24,6 @@ keys, only the key that started a generation may attach to it or stop it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 
 import hashlib
 
