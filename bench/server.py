@@ -209,10 +209,12 @@ async def local_burst(port: int, n: int, spacing: float, max_tokens: int) -> lis
 SPACING = 0.025  # seconds between the embedded model's requests: ordered, and all in before the first ends
 
 
-def local_bench(extra: int, max_tokens: int, queue_size: int, work: Path) -> tuple[list, str]:
-    proc, port = start_serve({"RS_QUEUE_SIZE": str(queue_size), "RS_TEMPERATURE": "0"}, work, "local")
+def local_bench(extra: int, max_tokens: int, queue_size: int, parallel: int, work: Path) -> tuple[list, str]:
+    env = {"RS_QUEUE_SIZE": str(queue_size), "RS_LOCAL_PARALLEL": str(parallel), "RS_TEMPERATURE": "0"}
+    proc, port = start_serve(env, work, "local")
     try:
-        results = asyncio.run(local_burst(port, queue_size + 1 + extra, SPACING, max_tokens))
+        # Every slot busy, every queue place taken, and `extra` more that must be refused.
+        results = asyncio.run(local_burst(port, parallel + queue_size + extra, SPACING, max_tokens))
     finally:
         stop_process(proc)
     t0 = min(s["start"] for s in results)
@@ -231,7 +233,7 @@ def local_bench(extra: int, max_tokens: int, queue_size: int, work: Path) -> tup
     arrival = {id(s): i for i, s in enumerate(sorted(results, key=lambda s: s["start"]))}
     order = [arrival[id(s)] for s in sorted(served, key=lambda s: s["times"][0])]
     refused = [s for s in results if s["status"] == 429]
-    summary = (f"{len(results)} requests {SPACING * 1000:g} ms apart, queue bound {queue_size}: {len(served)} answered "
+    summary = (f"{len(results)} requests {SPACING * 1000:g} ms apart, {parallel} slots, queue bound {queue_size}: {len(served)} answered "
                f"({sum(1 for s in served if s['done'] and s['finish'])} complete), {len(refused)} refused with 429; "
                f"answered in arrival order: {'yes' if order == sorted(order) else 'no ' + str([i + 1 for i in order])}; "
                f"every 429 in OpenAI's error shape: "
@@ -279,6 +281,7 @@ def main(argv=None) -> Path:
     ap.add_argument("--local-extra", type=int, default=4, help="requests beyond queue + 1 sent to the embedded model")
     ap.add_argument("--local-tokens", type=int, default=16)
     ap.add_argument("--queue-size", type=int, default=8)
+    ap.add_argument("--local-parallel", type=int, default=4, help="the embedded model's slots (RS_LOCAL_PARALLEL)")
     ap.add_argument("--skip-local", action="store_true", help="only the replay rounds")
     ap.add_argument("--share-clients", type=int, default=4, help="concurrent answers in the model-sharing rows")
     ap.add_argument("--share-tokens", type=int, default=48, help="tokens per answer in the model-sharing rows")
@@ -290,7 +293,7 @@ def main(argv=None) -> Path:
         rows, mem_rows, raw = replay_bench(configs, [int(x) for x in args.clients.split(",")], args.tokens, args.rate,
                                            args.rounds, work)
         local_rows, summary = ([], "skipped (--skip-local).") if args.skip_local else \
-            local_bench(args.local_extra, args.local_tokens, args.queue_size, work)
+            local_bench(args.local_extra, args.local_tokens, args.queue_size, args.local_parallel, work)
         share_rows = [] if args.skip_local else local_share(args.share_clients, args.share_tokens, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

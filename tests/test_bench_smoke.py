@@ -49,8 +49,8 @@ def test_server_bench_streams_and_refuses_past_the_queue(tmp_path):
     import server
 
     out = server.main(["--clients", "4", "--servers", "granian:1,uvicorn:1", "--tokens", "50", "--rounds", "1",
-                       "--local-extra", "1", "--queue-size", "1", "--local-tokens", "4",
-                       "--out", str(tmp_path / "server.md")])
+                       "--local-extra", "1", "--queue-size", "1", "--local-parallel", "1", "--local-tokens", "4",
+                       "--share-clients", "2", "--share-tokens", "4", "--out", str(tmp_path / "server.md")])
     text = out.read_text()
     for name in ("granian", "uvicorn"):
         assert f"| {name} | 4 | 1 | 4/4 | 4/4 |" in text  # every stream complete and byte-exact

@@ -76,26 +76,30 @@ class H2:
 
 
 def test_a_reset_stream_stops_the_generation(api_server, caplog):
+    """On the OpenAI endpoint a client that leaves cancels (our /v1/stream generations are durable)."""
     caplog.set_level(logging.INFO, logger="response_streaming.server")
     tap = Tap(ReplayProvider(text="word " * 2000, rate=50))
     base = api_server(create_app(REPLAY, tap))
     client = H2(int(base.rsplit(":", 1)[1]))
-    body = json.dumps({"messages": [{"role": "user", "content": "x"}], "params": {"max_tokens": 2000}}).encode()
-    sid = client.request("/v1/stream", body)
+
+    def chat(max_tokens: int) -> bytes:
+        return json.dumps(
+            {"messages": [{"role": "user", "content": "x"}], "stream": True, "max_tokens": max_tokens}
+        ).encode()
+
+    sid = client.request("/v1/chat/completions", chat(2000))
     client.until(h2.events.DataReceived)  # the stream started
     client.conn.reset_stream(sid)
     client.flush()
     wait_for(lambda: tap.runs and tap.runs[0]["closed"])
     assert tap.runs[0]["events"] < 2000
     line = wait_for(lambda: [ln for ln in server_lines(caplog) if "outcome=stopped" in ln])[0]
-    assert "status=499" in line and "path=/v1/stream" in line
+    assert "status=499" in line and "path=/v1/chat/completions" in line
     # The connection is still good for the next stream.
-    sid = client.request(
-        "/v1/stream", json.dumps({"messages": [{"role": "user", "content": "x"}], "params": {"max_tokens": 3}}).encode()
-    )
+    sid = client.request("/v1/chat/completions", chat(3))
     seen = client.until(h2.events.StreamEnded)
     text = b"".join(e.data for e in seen if isinstance(e, h2.events.DataReceived) and e.stream_id == sid).decode()
-    assert text.count("event: delta") == 3 and "event: finish" in text
+    assert text.count('"content":"word"') + text.count('"content":" word"') == 3 and "data: [DONE]" in text
     client.close()
 
 

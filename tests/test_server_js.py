@@ -114,3 +114,16 @@ def test_errors_arrive_as_the_sdks_own_classes(js_clients, api_server):
     got = run_js(js_clients, "openai.mjs", env=openai_env(broken))
     assert got["text"] == first3 and got["error"]["at"] == "stream"
     assert got["error"]["apiError"] and "injected fault" in got["error"]["message"]
+
+
+def test_aws_sdk_js_with_a_bedrock_api_key(js_clients, api_server):
+    """The JavaScript SDK sends AWS_BEARER_TOKEN_BEDROCK as a Bearer token (to http:// too, unlike boto3)."""
+    tap = Tap(ReplayProvider(text=TEXT))
+    base = api_server(create_app(KEYED, tap))
+    got = run_js(
+        js_clients, "bedrock.mjs", "converse-stream", env={"ENDPOINT": base, "AWS_BEARER_TOKEN_BEDROCK": "sk-js-client"}
+    )
+    assert got == {"text": TEXT}
+    got = run_js(js_clients, "bedrock.mjs", "converse", env={"ENDPOINT": base, "AWS_BEARER_TOKEN_BEDROCK": "wrong"})
+    assert got["error"]["name"] == "UnrecognizedClientException" and got["error"]["status"] == 401
+    assert len(tap.runs) == 1

@@ -58,8 +58,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, allow_n
     if bool(certfile) != bool(keyfile):
         raise ConfigError("HTTPS needs both --ssl-certfile and --ssl-keyfile.")
     workers = workers_for(settings, workers)
-    if settings.provider != "local":  # cheap to build: a bad setting fails here, before any worker starts
-        create_app(settings, bind_host=host)
+    if settings.provider != "local" and (workers > 1 or server != "granian"):
+        create_app(settings, bind_host=host)  # cheap to build: a bad setting fails here, before any worker starts
     scheme = "https" if certfile else "http"
     log.info("serving provider=%s model=%s on %s://%s:%d (%s, %d worker%s)", settings.provider,
              settings.model or "default", scheme, host, port, server, workers, "s" if workers > 1 else "")

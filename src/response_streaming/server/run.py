@@ -1,8 +1,10 @@
 """Starting the HTTP server: granian by default (HTTP/1.1, h2c with prior knowledge, h2 over TLS by
 ALPN; several worker processes), or uvicorn / hypercorn for comparison (bench/server.py).
 
-Workers are processes, each with its own app built from the environment (`asgi.make_app`), so the
-settings `serve` was given are exported first. Why granian: bench/README.md ("Server").
+With one worker, granian runs in this process around the app built here (so the embedded model is
+loaded once, before the port opens, and a bad setting is one error line). With more, workers are
+processes, each with its own app built from the environment (`asgi.make_app`), so the settings
+`serve` was given are exported first. Why granian: bench/README.md ("Server").
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ def run(
     server: str, settings: Settings, host: str, port: int, workers: int, certfile: str | None, keyfile: str | None
 ) -> None:
     export_settings(settings, host)
-    if server == "granian":
+    if server == "granian" and workers == 1:
+        # One process: the app (and its provider, e.g. the embedded model) is built here, before the
+        # port opens, so a bad setting is one clean error line instead of a worker's traceback.
+        from .app import create_app
+
+        _granian_in_process(create_app(settings, bind_host=host), settings, host, port, certfile, keyfile)
+    elif server == "granian":
         _granian(settings, host, port, workers, certfile, keyfile)
     elif server == "hypercorn":
         _hypercorn(settings, host, port, workers, certfile, keyfile)
@@ -61,6 +69,39 @@ def _granian(settings: Settings, host: str, port: int, workers: int, certfile: s
         ssl_protocol_min="tls1.2",
         workers_kill_timeout=10,
     ).serve()
+
+
+def _granian_in_process(
+    app, settings: Settings, host: str, port: int, certfile: str | None, keyfile: str | None
+) -> None:
+    import asyncio
+    import signal
+    from pathlib import Path
+
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server.embed import Server
+
+    server = Server(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.auto,
+        websockets=False,
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000)),
+        ssl_cert=Path(certfile) if certfile else None,
+        ssl_key=Path(keyfile) if keyfile else None,
+        ssl_protocol_min="tls1.2",
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+        await server.serve()
+
+    asyncio.run(main())
 
 
 def _hypercorn(
