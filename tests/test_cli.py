@@ -126,3 +126,30 @@ def test_app_warns_when_the_page_leaves_this_machine():
     assert exposure_warning("localhost") == exposure_warning("127.0.0.2") == ""
     for host in ("0.0.0.0", "::", "10.0.0.5", "chat.example.com"):
         assert exposure_warning(host).startswith(f"warning: the page will listen on {host}: unless sign-in is")
+
+
+def test_reasoning_goes_to_stderr_and_the_answer_alone_to_stdout():
+    env = {"RS_REPLAY_TEXT": "It is 4.", "RS_REPLAY_THINKING": "Two and two make four."}
+    out = run("ask", "2+2?", "--provider", "replay", "--stats", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "It is 4.\n"
+    assert out.stderr.startswith("Two and two make four.\n")  # not a terminal: no colour codes
+    assert "first thought" in out.stderr
+    hidden = run("ask", "2+2?", "--provider", "replay", "--hide-reasoning", env=env)
+    assert (hidden.stdout, hidden.stderr) == ("It is 4.\n", "")
+
+
+def test_reasoning_is_dimmed_on_a_terminal():
+    import os
+    import pty
+
+    primary, secondary = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RS_") and k != "NO_COLOR"}
+    env |= {"RS_REPLAY_TEXT": "It is 4.", "RS_REPLAY_THINKING": "Two and two."}
+    proc = subprocess.run([EXE, "ask", "2+2?", "--provider", "replay"], stdout=subprocess.PIPE, stderr=secondary,
+                          text=True, timeout=60, env=env)
+    os.close(secondary)
+    seen = os.read(primary, 4096)
+    os.close(primary)
+    assert proc.returncode == 0 and proc.stdout == "It is 4.\n"
+    assert seen.startswith(b"\x1b[2mTwo and two.\x1b[0m")

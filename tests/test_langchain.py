@@ -73,3 +73,16 @@ def test_stream_failure_raises_our_error_after_delivering_the_partial():
     with pytest.raises(StreamInterrupted):
         llm.invoke("hi")
     assert "".join(cb.tokens) == "a b"
+
+
+def test_reasoning_is_a_standard_reasoning_block_and_callbacks_still_get_answer_strings():
+    from response_streaming.events import ReasoningDelta
+
+    thinking = (ReasoningDelta("Two and"), ReasoningDelta(" two."))
+    collector = Collect()
+    llm = chat_model(ReplayProvider(text="It is 4.", thinking=thinking), callbacks=[collector])
+    message = llm.invoke("2+2?")
+    assert message.content == "It is 4."  # the answer alone
+    assert message.content_blocks[0] == {"type": "reasoning", "reasoning": "Two and two."}
+    assert all(isinstance(t, str) for t in collector.tokens)
+    assert "".join(collector.tokens) == "It is 4."

@@ -9,7 +9,7 @@ import sys
 from . import __version__
 from .config import Settings
 from .errors import ResponseStreamingError
-from .events import Message, Params
+from .events import EFFORTS, Message, Params
 from .providers import NAMES
 
 
@@ -34,10 +34,29 @@ def _generations(settings: Settings):
         raise ConfigError(f"The history database could not be opened ({type(err).__name__}); check {where}.") from err
 
 
-def _print(gens, gid: str, after: int = 0) -> dict:
-    """Print the answer's text after `after` as it arrives; returns its last chunk's data (how it ended)."""
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
+def _print(gens, gid: str, after: int = 0, show_reasoning: bool = True) -> dict:
+    """Print the answer's text after `after` as it arrives; returns its last chunk's data (how it ended).
+
+    The answer alone goes to stdout (so `ask ... > file` keeps just the answer); the model's thinking,
+    as it streams, to stderr, dimmed on a terminal (unless NO_COLOR is set), ended by a newline.
+    """
+    dim = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
     end: dict = {}
+    thinking = False
     for chunk in gens.follow(gid, after):
+        if chunk.kind == "reasoning":
+            if show_reasoning and chunk.text:
+                sys.stderr.write(("" if thinking or not dim else DIM) + chunk.text)
+                sys.stderr.flush()
+                thinking = True
+            continue
+        if thinking:  # the thought ends where anything else starts (a thought cut short included)
+            sys.stderr.write((RESET if dim else "") + "\n")
+            sys.stderr.flush()
+            thinking = False
         if chunk.kind == "text":
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
@@ -67,18 +86,19 @@ def cmd_ask(args) -> int:
     settings = _settings(args)
     provider = make_provider(settings)
     params = Params(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
-                    stop=tuple(args.stop or ()), system=args.system or "")
+                    stop=tuple(args.stop or ()), system=args.system or "", reasoning=args.think or "")
     gens = _generations(settings)
     try:
         gid = gens.start(provider, [Message("user", prompt)], params)
         try:
-            end = _print(gens, gid)
+            end = _print(gens, gid, show_reasoning=not args.hide_reasoning)
         except KeyboardInterrupt:
             gens.stop(gid)  # Ctrl-C in the terminal that asked is this answer's Stop
             raise
         if args.stats:
             m = end.get("metrics", {})
-            print(f"[{end.get('status')}] generation {gid}: first token {m.get('ttft_ms')} ms, "
+            thought = f"first thought {m['ttfr_ms']} ms, " if m.get("ttfr_ms") is not None else ""
+            print(f"[{end.get('status')}] generation {gid}: {thought}first token {m.get('ttft_ms')} ms, "
                   f"{m.get('output_tokens')} tokens, {m.get('tokens_per_s')} tokens/s", file=sys.stderr)
         return _report(end)
     finally:
@@ -88,12 +108,13 @@ def cmd_ask(args) -> int:
 def cmd_attach(args) -> int:
     gens = _generations(Settings())
     try:
-        return _report(_print(gens, args.id, args.after))
+        return _report(_print(gens, args.id, args.after, show_reasoning=not args.hide_reasoning))
     except KeyboardInterrupt:  # detaching stops nothing
         print(f"\ndetached; the answer goes on (attach again: response-streaming attach {args.id})", file=sys.stderr)
         return 130
     finally:
         gens.close()
+
 
 
 def cmd_prepare(args) -> int:
@@ -150,11 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--stop", action="append", help="a stop sequence (repeatable)")
     ask.add_argument("--system", help="system prompt")
     ask.add_argument("--stats", action="store_true", help="print time to first token and tokens/s to stderr")
+    ask.add_argument("--think", choices=EFFORTS, help="ask a reasoning model to think first, with this effort")
+    ask.add_argument("--hide-reasoning", action="store_true",
+                     help="leave the model's thinking out (it goes to stderr, the answer alone to stdout)")
     ask.set_defaults(func=cmd_ask)
 
     attach = sub.add_parser("attach", help="print an answer being written (or written lately) and follow it to its end")
     attach.add_argument("id", help="the generation id (ask --stats, X-Generation-Id, or the page's answer)")
     attach.add_argument("--after", type=int, default=0, metavar="N", help="start after event N (default: the start)")
+    attach.add_argument("--hide-reasoning", action="store_true", help="leave the model's thinking out")
     attach.set_defaults(func=cmd_attach)
 
     prep = sub.add_parser("prepare", help="assemble and verify the bundled model files")

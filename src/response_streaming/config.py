@@ -72,6 +72,7 @@ class Settings(BaseSettings):
 
     # Replay provider (tests and benchmarks): a fixed text at a fixed rate.
     replay_text: str = Field("", description="Text the replay provider streams; empty means a built-in story.")
+    replay_thinking: str = Field("", description="Thinking the replay provider streams before its text (none if empty).")
     replay_rate: float = Field(0.0, ge=0, description="Tokens per second for replay; 0 means as fast as possible.")
 
     # `serve`: who may call it (issue 10). Lists are comma-separated.

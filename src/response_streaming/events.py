@@ -40,6 +40,11 @@ EFFORTS = ("low", "medium", "high")
 EFFORT_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
 
 
+def effort_of_budget(budget: int) -> str:
+    """A thinking budget a client asked for (Claude's budget_tokens) -> the least effort whose budget covers it."""
+    return next((e for e in EFFORTS if budget <= EFFORT_BUDGET[e]), "high")
+
+
 @dataclass(frozen=True, slots=True)
 class Params:
     """Generation parameters. `None` means "the provider's own default"."""

@@ -50,7 +50,8 @@ class ChatResponseStreaming(BaseChatModel):
     """`BaseChatModel` whose `_stream` is a provider's event stream.
 
     LangChain itself calls `on_llm_new_token` for each chunk we yield, so handlers receive every
-    token, in order, and the tokens joined are the returned text. `params` holds the defaults; the
+    token, in order, and the tokens joined are the returned text. A model's thinking comes as chunks with
+    empty content and `reasoning_content`, i.e. a standard reasoning block first in `content_blocks`. `params` holds the defaults; the
     standard fields below override them when set.
     """
 
@@ -106,8 +107,17 @@ class ChatResponseStreaming(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         msgs, system = to_messages(messages)
         rec = Recorder(self.provider.stream(msgs, self._params(stop, system)))
-        for piece in rec:
-            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        for piece in rec.stream():
+            if isinstance(piece, str):
+                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            elif piece.text:
+                # Thinking rides in `additional_kwargs["reasoning_content"]` (as Ollama's and DeepSeek's chat
+                # models carry it): LangChain joins it across chunks and shows it as the standard
+                # `{"type": "reasoning"}` block of `content_blocks`, while `content` (what callbacks get as
+                # the token) stays a string, empty for these chunks.
+                yield ChatGenerationChunk(
+                    message=AIMessageChunk(content="", additional_kwargs={"reasoning_content": piece.text})
+                )
         if rec.exception is not None:
             raise rec.exception
         metadata = {

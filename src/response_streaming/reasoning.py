@@ -20,12 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from .events import EFFORT_BUDGET, EFFORTS, Event, Finish, ReasoningBlock, ReasoningDelta, TextDelta
-
-
-def effort_of_budget(budget: int) -> str:
-    """A thinking budget a client asked for (Claude's budget_tokens) -> the nearest effort at or above it."""
-    return next((e for e in EFFORTS if budget <= EFFORT_BUDGET[e]), "high")
+from .events import Event, Finish, ReasoningBlock, ReasoningDelta, TextDelta
 
 
 def blocks_of(deltas: Iterable[ReasoningDelta]) -> tuple[ReasoningBlock, ...]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Literal
+from typing import Generator, Iterator, Literal
 
 from .errors import ResponseStreamingError
-from .events import Event, Finish, TextDelta, Usage
+from .events import Event, Finish, ReasoningDelta, TextDelta, Usage
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,14 @@ class Metrics:
     output_tokens: int = 0
     tokens_per_s: float | None = None
     stop_reason: str | None = None
+    #: Time to the first token of thinking (None: the model streamed none); `ttft_ms` stays the answer's.
+    ttfr_ms: int | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        m = asdict(self)
+        if m["ttfr_ms"] is None:  # an answer without thinking keeps exactly the metrics it always had
+            del m["ttfr_ms"]
+        return m
 
 
 @dataclass
@@ -48,6 +53,9 @@ class Recorder:
     metrics: Metrics = field(default_factory=Metrics)
     pieces: list[str] = field(default_factory=list)
     first_at: float | None = None
+    #: The thinking, as it came (join with `reasoning.blocks_of` to keep or send back).
+    reasoning: list[ReasoningDelta] = field(default_factory=list)
+    first_any_at: float | None = None  # the first token of either kind: where the reading rate starts
 
     def live_metrics(self) -> dict:
         """Metrics so far, for a display that updates while the answer streams."""
@@ -63,7 +71,22 @@ class Recorder:
     def text(self) -> str:
         return "".join(self.pieces)
 
+    @property
+    def reasoning_text(self) -> str:
+        return "".join(d.text for d in self.reasoning)
+
     def __iter__(self) -> Iterator[str]:
+        """The answer's text pieces (thinking is recorded, not yielded)."""
+        items = self.stream()
+        try:
+            for item in items:
+                if isinstance(item, str):
+                    yield item
+        finally:
+            items.close()
+
+    def stream(self) -> Generator[str | ReasoningDelta, None, None]:
+        """The answer's text pieces and the thinking's `ReasoningDelta`s, in the order they came."""
         start = time.monotonic()
         deltas = 0
         try:
@@ -72,9 +95,17 @@ class Recorder:
                     if self.first_at is None:
                         self.first_at = time.monotonic()
                         self.metrics.ttft_ms = int((self.first_at - start) * 1000)
+                    self.first_any_at = self.first_any_at or self.first_at
                     deltas += 1
                     self.pieces.append(event.text)
                     yield event.text
+                elif isinstance(event, ReasoningDelta):
+                    if self.first_any_at is None:
+                        self.first_any_at = time.monotonic()
+                        self.metrics.ttfr_ms = int((self.first_any_at - start) * 1000)
+                    deltas += 1 if event.text else 0
+                    self.reasoning.append(event)
+                    yield event
                 elif isinstance(event, Usage):
                     self.metrics.input_tokens = event.input_tokens
                     self.metrics.output_tokens = event.output_tokens
@@ -101,7 +132,7 @@ class Recorder:
             self.metrics.duration_ms = int((end - start) * 1000)
             if not self.metrics.output_tokens:
                 self.metrics.output_tokens = deltas
-            first = self.first_at
+            first = self.first_any_at  # thinking tokens are output tokens too
             if first is not None and end > first and self.metrics.output_tokens > 1:
                 # Tokens after the first over the time they took: the rate a reader sees.
                 self.metrics.tokens_per_s = round((self.metrics.output_tokens - 1) / (end - first), 2)

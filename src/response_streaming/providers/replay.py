@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 
 from ..config import Settings
 from ..errors import ResponseStreamingError, StreamInterrupted
-from ..events import Event, Finish, Message, Params, TextDelta, Usage
+from ..events import Event, Finish, Message, Params, ReasoningDelta, TextDelta, Usage
 
 STORY = (
     "Once upon a time, two cats named Miso and Pepper lived at the edge of a quiet village. "
@@ -37,25 +37,28 @@ class ReplayProvider:
     fail_after: int | None = None  # raise after this many tokens
     error: ResponseStreamingError | None = None  # what to raise (default: StreamInterrupted)
     finish: bool = True  # False: end without Finish, like a truncated stream
+    thinking: tuple[ReasoningDelta, ...] = ()  # streamed before the text, as a reasoning model does
     name: str = "replay"
     model: str = "replay"
     continues_in_place: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ReplayProvider":
-        return cls(text=settings.replay_text or STORY, rate=settings.replay_rate, model=settings.model or "replay")
+        thinking = tuple(map(ReasoningDelta, split_tokens(settings.replay_thinking)))
+        return cls(text=settings.replay_text or STORY, rate=settings.replay_rate, model=settings.model or "replay",
+                   thinking=thinking)
 
     def stream(self, messages: Sequence[Message], params: Params) -> Iterator[Event]:
         tokens = split_tokens(self.text)[: params.max_tokens]
         start = time.monotonic()
-        for i, piece in enumerate(tokens):
-            if self.fail_after is not None and i >= self.fail_after:
+        for i, piece in enumerate([*self.thinking, *tokens]):  # thinking first, at the same rate
+            if self.fail_after is not None and i - len(self.thinking) >= self.fail_after:
                 raise self.error or StreamInterrupted("The model stream broke off (injected fault).")
             if self.rate:
                 delay = start + i / self.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            yield TextDelta(piece)
+            yield piece if isinstance(piece, ReasoningDelta) else TextDelta(piece)
         if not self.finish:
             return
         prompt_tokens = sum(len(split_tokens(m.content)) for m in messages)

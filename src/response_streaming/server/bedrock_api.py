@@ -15,7 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import HTTP_REFUSALS, BadRequest, ResponseStreamingError, Unauthorized
-from ..events import Message, Params
+from ..events import Message, Params, ReasoningDelta
+from ..reasoning import blocks_of
 from ..recorder import Recorder
 from ..wire import bedrock as wire
 from ..wire.bedrock import ConverseEncoder, InvokeEncoder, converse, family_of
@@ -35,7 +36,7 @@ def _checked(req: RawRequest, default: Params, limits: Limits) -> tuple[list[Mes
     names = {k: f"{req.prefix}{n}" for k, n in (("max_tokens", "max tokens"), ("temperature", "temperature"),
                                                  ("top_p", "top_p"))}
     params = make_params(default, limits, max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
-                         stop=stops, system=req.system, names=names)
+                         stop=stops, system=req.system, names=names, reasoning=req.reasoning)
     return check_conversation(req.messages, params, limits), params
 
 
@@ -88,6 +89,9 @@ class BedrockWire:
     def piece(self, text: str) -> bytes:
         return self.encoder.piece(text)
 
+    def reasoning(self, thought: ReasoningDelta) -> bytes:
+        return self.encoder.reasoning(thought)
+
     def end(self, rec: Recorder, err: ResponseStreamingError | None) -> bytes:
         if err is not None:
             return wire.stream_exception_frame(err)
@@ -101,7 +105,8 @@ class BedrockWire:
             return error_response(err)
         m = rec.metrics
         i, o = m.input_tokens or 0, m.output_tokens
-        body = self.encoder.whole_body(rec.text, m.stop_reason or "end_turn", i, o, m.duration_ms)
+        body = self.encoder.whole_body(rec.text, m.stop_reason or "end_turn", i, o, m.duration_ms,
+                                       blocks_of(rec.reasoning))
         if isinstance(self.encoder, ConverseEncoder):
             return JSONResponse(body)
         # InvokeModel reports usage and latency in headers too; boto3 exposes them in ResponseMetadata.

@@ -26,7 +26,7 @@ import anyio
 from starlette.responses import Response
 
 from ..errors import ResponseStreamingError, StreamInterrupted
-from ..events import Event, Message, Params, Provider
+from ..events import Event, Message, Params, Provider, ReasoningDelta
 from ..recorder import Recorder
 
 log = logging.getLogger("response_streaming.server")
@@ -82,7 +82,7 @@ class Generation:
         yield from self.provider.stream(messages, params)
 
     def _run(self) -> None:
-        pieces = iter(self.rec)
+        pieces = self.rec.stream()  # the answer's text pieces and the thinking's ReasoningDeltas
         try:
             for piece in pieces:
                 if not self._put(piece):
@@ -107,9 +107,9 @@ class Generation:
             self._stop.set()
             return False
 
-    async def get(self) -> str | End:
+    async def get(self) -> str | ReasoningDelta | End:
         item = await self._queue.get()
-        if isinstance(item, str):
+        if not isinstance(item, End):
             self._room.release()
         else:
             self.ended = True
@@ -120,7 +120,7 @@ class Generation:
         items = []
         while not self.ended and not self._queue.empty():
             item = self._queue.get_nowait()
-            if isinstance(item, str):
+            if not isinstance(item, End):
                 self._room.release()
             else:
                 self.ended = True
@@ -148,6 +148,7 @@ class Wire(Protocol):
     def error_response(self, err: ResponseStreamingError) -> Response: ...
     def start(self) -> bytes: ...
     def piece(self, text: str) -> bytes: ...
+    def reasoning(self, thought: ReasoningDelta) -> bytes: ...
     def end(self, rec: Recorder, err: ResponseStreamingError | None) -> bytes: ...
     def whole(self, rec: Recorder) -> Response: ...
 
@@ -213,13 +214,16 @@ class GenerationResponse(Response):
             # Every piece keeps its own event/frame, but pieces that queued up while the loop was busy
             # go out in one socket write: one write per token per client was the largest cost with
             # many clients (bench/server.py), and a busy loop then fell further and further behind.
-            await send({"type": "http.response.body", "body": b"".join(map(self.wire.piece, items)), "more_body": True})
+            await send({"type": "http.response.body", "body": b"".join(map(self._frame, items)), "more_body": True})
             items = [await self.gen.get()]
             items += self.gen.ready()
         end = items.pop()
-        body = b"".join(map(self.wire.piece, items)) + self.wire.end(end.rec, failure(end.rec))
+        body = b"".join(map(self._frame, items)) + self.wire.end(end.rec, failure(end.rec))
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return outcome_of(end.rec), 200
+
+    def _frame(self, item: str | ReasoningDelta) -> bytes:
+        return self.wire.piece(item) if isinstance(item, str) else self.wire.reasoning(item)
 
     async def _whole(self, scope, receive, send) -> tuple[str, int]:
         item = await self.gen.get()

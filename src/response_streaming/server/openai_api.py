@@ -15,9 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import BadRequest, ResponseStreamingError
-from ..events import Message, Params
+from ..events import Message, Params, ReasoningDelta
 from ..recorder import Recorder
 from ..wire import openai as openai_wire
+from ..wire.bedrock.common import effort_asked
 from .generation import Generation, GenerationResponse, failure
 from .http import read_json
 from .validate import (
@@ -99,6 +100,7 @@ def parse_chat_request(body, default: Params, limits: Limits = DEFAULT_LIMITS) -
         top_p=body.get("top_p"),
         stop=stop_list(body.get("stop"), "'stop'", limits, allow_string=True),
         system="\n\n".join(system),
+        reasoning=effort_asked(body.get("reasoning_effort"), "'reasoning_effort'"),
         names={"max_tokens": f"'{key}'", "temperature": "'temperature'", "top_p": "'top_p'"},
     )
     messages = check_conversation(messages, params, limits)
@@ -133,6 +135,10 @@ class ChatWire:
     def piece(self, text: str) -> bytes:
         return self.chunks.delta(text)
 
+    def reasoning(self, thought: ReasoningDelta) -> bytes:
+        # Only the readable text fits this API: a signature or redacted thinking has no field here.
+        return self.chunks.reasoning(thought.text)
+
     def end(self, rec: Recorder, err: ResponseStreamingError | None) -> bytes:
         if err is not None:
             return self.chunks.error(str(err), err.status, type(err).__name__)
@@ -153,6 +159,7 @@ class ChatWire:
                 m.output_tokens,
                 cid=self.chunks.id,
                 created=self.chunks.created,
+                reasoning=rec.reasoning_text,
             )
         )
 

@@ -126,6 +126,7 @@ def make_params(
     stop: tuple[str, ...] = (),
     system: str = "",
     names: dict | None = None,
+    reasoning: str | None = None,
 ) -> Params:
     """Params from a request's values (None: the server's default). `names` maps our field names to the
     API's, for the messages. `max_tokens` is capped, not refused: clients often ask for more than a
@@ -140,6 +141,7 @@ def make_params(
         top_p=default.top_p if top_p is None else float(top_p),
         stop=stop,
         system=system or default.system,
+        reasoning=default.reasoning if reasoning is None else reasoning,  # an effort, checked where it was read
     )
 
 

@@ -86,6 +86,10 @@ class ChunkEncoder:
     def delta(self, text: str) -> bytes:
         return self._chunk([self._choice({"content": text})])
 
+    def reasoning(self, text: str) -> bytes:
+        """Thinking as DeepSeek, vLLM and llama.cpp's server stream it: `reasoning_content`, `content: null`."""
+        return self._chunk([self._choice({"content": None, "reasoning_content": text})]) if text else b""
+
     def finish(
         self, stop_reason: str | None, input_tokens: int | None = None, output_tokens: int | None = None
     ) -> bytes:
@@ -116,8 +120,12 @@ def completion(
     output_tokens: int | None,
     cid: str | None = None,
     created: int | None = None,
+    reasoning: str = "",
 ) -> dict:
-    """A whole (non-streamed) `chat.completion` object."""
+    """A whole (non-streamed) `chat.completion` object; thinking, if any, in `message.reasoning_content`."""
+    message: dict = {"role": "assistant", "content": text, "refusal": None}
+    if reasoning:
+        message["reasoning_content"] = reasoning
     return {
         "id": cid or completion_id(),
         "object": "chat.completion",
@@ -127,7 +135,7 @@ def completion(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish_reason(stop_reason),
             }

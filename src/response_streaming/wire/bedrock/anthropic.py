@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from ...errors import BadRequest
 from ...events import EFFORT_BUDGET, Message, Params, ReasoningBlock, ReasoningDelta
+from . import converse
 from .common import (
     METRICS_KEY,
     Family,
@@ -18,29 +18,24 @@ from .common import (
     opt,
     read_fields,
     read_messages,
+    redacted_data,
     signed,
     turn_messages,
 )
 
 
-def redacted_data(block: ReasoningBlock) -> str:
-    """Redacted thinking as Anthropic's `data` string: the bytes we kept of it (ASCII), or base64 of
-    bytes that came another way (Converse's blob)."""
-    try:
-        return block.redacted.decode("ascii")
-    except UnicodeDecodeError:
-        return base64.b64encode(block.redacted).decode()
+def thinking_blocks(reasoning: Sequence[ReasoningBlock]) -> list[dict]:
+    return [
+        {"type": "redacted_thinking", "data": redacted_data(b.redacted)}
+        if b.redacted
+        else {"type": "thinking", "thinking": b.text, "signature": b.signature}
+        for b in reasoning
+    ]
 
 
 def native_blocks(m: Message) -> list[dict]:
     """An Anthropic messages-API content list: signed thinking first, as the API wants it, then the text."""
-    thought = [
-        {"type": "redacted_thinking", "data": redacted_data(b)}
-        if b.redacted
-        else {"type": "thinking", "thinking": b.text, "signature": b.signature}
-        for b in signed(m.reasoning)
-    ]
-    return [*thought, {"type": "text", "text": m.content}]
+    return [*thinking_blocks(signed(m.reasoning)), {"type": "text", "text": m.content}]
 
 
 def _text(content: Any, where: str) -> str:
@@ -50,6 +45,8 @@ def _text(content: Any, where: str) -> str:
         raise BadRequest(f"{where} must be a string or a list of content blocks.")
     texts = []
     for i, block in enumerate(content):
+        if isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking"):
+            continue  # read by `_thinking`
         if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
             kind = block.get("type") if isinstance(block, dict) else type(block).__name__
             raise BadRequest(f"{where}[{i}]: only text blocks are supported, not {kind!r}.")
@@ -57,10 +54,22 @@ def _text(content: Any, where: str) -> str:
     return "".join(texts)
 
 
+def _thinking(content: Any, where: str) -> tuple[ReasoningBlock, ...]:
+    """An assistant turn's `thinking` / `redacted_thinking` blocks, kept exactly (the data string's bytes)."""
+    out = []
+    for block in content if isinstance(content, list) else []:
+        if isinstance(block, dict) and block.get("type") == "thinking":
+            out.append(ReasoningBlock(str(block.get("thinking") or ""), str(block.get("signature") or "")))
+        elif isinstance(block, dict) and block.get("type") == "redacted_thinking":
+            out.append(ReasoningBlock(redacted=str(block.get("data") or "").encode()))
+    return tuple(out)
+
+
 class Anthropic(Family):
     name = "anthropic"
     # ours: end_turn, max_tokens, stop_sequence, content_filtered, other
     stop_words = by_reason("end_turn", "max_tokens", "stop_sequence", "end_turn", "end_turn")
+    has_blocks = True
 
     def thinking(self, base_id: str, params: Params) -> tuple[dict, Params]:
         """Extended thinking with a budget per effort. Claude counts thinking within max_tokens, so the
@@ -73,12 +82,7 @@ class Anthropic(Family):
         return {"thinking": {"type": "enabled", "budget_tokens": budget}}, more
 
     def reasoning_back(self, reasoning: Sequence[ReasoningBlock]) -> list[dict]:
-        return [
-            {"reasoningContent": {"redactedContent": b.redacted}}
-            if b.redacted
-            else {"reasoningContent": {"reasoningText": {"text": b.text, "signature": b.signature}}}
-            for b in signed(reasoning)
-        ]
+        return converse.history_blocks(signed(reasoning))
 
     def request_body(self, messages: Sequence[Message], params: Params) -> dict:
         p = params
@@ -127,17 +131,31 @@ class Anthropic(Family):
             "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": 1},
         }
-        return [
-            {"type": "message_start", "message": message},
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        ]
+        return [{"type": "message_start", "message": message}]
+
+    def open_block(self, kind: str, block: int, data: str = "") -> list[dict]:
+        content: dict = {"type": kind, "data": data} if kind == "redacted_thinking" else {"type": kind, kind: ""}
+        return [{"type": "content_block_start", "index": block, "content_block": content}]
+
+    def close_block(self, block: int) -> list[dict]:
+        return [{"type": "content_block_stop", "index": block}]
 
     def text_chunk(self, text: str, index: int, input_tokens: int | None) -> dict:
-        return {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+        return {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
+
+    def thinking_chunk(self, thought: ReasoningDelta, block: int) -> dict | None:
+        delta = (
+            {"type": "signature_delta", "signature": thought.signature}
+            if thought.signature
+            else {"type": "thinking_delta", "thinking": thought.text}
+        )
+        return {"type": "content_block_delta", "index": block, "delta": delta}
+
+    def whole_thinking(self, body: dict, reasoning: Sequence[ReasoningBlock]) -> dict:
+        return {**body, "content": [*thinking_blocks(reasoning), *body["content"]]}
 
     def tail_chunks(self, stop: str, input_tokens: int, output_tokens: int, metrics: dict) -> list[dict]:
         return [
-            {"type": "content_block_stop", "index": 0},
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop, "stop_sequence": None},
@@ -159,12 +177,13 @@ class Anthropic(Family):
         }
 
     def read_request(self, body: dict) -> RawRequest:
-        messages = read_messages(body.get("messages"), _text)
+        messages = read_messages(body.get("messages"), _text, _thinking)
         if body.get("max_tokens") is None:
             raise BadRequest("max_tokens is required in an Anthropic messages body.")
-        return read_fields(
+        raw = read_fields(
             messages, _text(body.get("system") or "", "system"), body, "max_tokens", stop="stop_sequences"
         )
+        return replace(raw, reasoning=converse.asked_effort({"thinking": body.get("thinking")}))
 
 
 FAMILY = Anthropic()

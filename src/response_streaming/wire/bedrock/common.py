@@ -7,13 +7,14 @@ server. Each lives in its own module; `families.FAMILIES` is the table of them.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ...errors import BadRequest
-from ...events import Message, Params, ReasoningBlock, ReasoningDelta, StopReason
+from ...events import EFFORTS, Message, Params, ReasoningBlock, ReasoningDelta, StopReason, effort_of_budget
 
 # Geography prefixes of system-defined cross-region inference profiles.
 PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
@@ -67,6 +68,15 @@ def turns(messages: Sequence[Message]) -> list[tuple[str, str]]:
     return [(m.role, m.content) for m in turn_messages(messages)]
 
 
+def redacted_data(redacted: bytes) -> str:
+    """Redacted thinking as Anthropic's `data` string: the bytes we kept of it (ASCII), or base64 of
+    bytes that came another way (Converse's blob)."""
+    try:
+        return redacted.decode("ascii")
+    except UnicodeDecodeError:
+        return base64.b64encode(redacted).decode()
+
+
 def signed(reasoning: Sequence[ReasoningBlock]) -> list[ReasoningBlock]:
     """The blocks Claude accepts back: signed text or redacted bytes. Unsigned thinking (another
     model's, or cut before its signature) would be rejected, so it is left out."""
@@ -85,16 +95,36 @@ def transcript(messages: Sequence[Message], system: str, user: str, bot: str) ->
     return "\n".join([*lines, f"{bot}:"])
 
 
-def read_messages(raw: Any, text_of: Callable[[Any, str], str]) -> list[Message]:
-    """A `messages` list of {role, content} (Converse and Anthropic alike); `text_of` reads one content."""
+def read_messages(
+    raw: Any,
+    text_of: Callable[[Any, str], str],
+    reasoning_of: Callable[[Any, str], tuple[ReasoningBlock, ...]] | None = None,
+) -> list[Message]:
+    """A `messages` list of {role, content} (Converse and Anthropic alike); `text_of` reads one content,
+    `reasoning_of` the thinking blocks an assistant turn carries (kept so they can go upstream)."""
     if not isinstance(raw, list) or not raw:
         raise BadRequest("messages must be a non-empty list.")
     messages = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
             raise BadRequest(f"messages[{i}].role must be 'user' or 'assistant'.")
-        messages.append(Message(m["role"], text_of(m.get("content"), f"messages[{i}].content")))
+        where, content = f"messages[{i}].content", m.get("content")
+        thought = reasoning_of(content, where) if reasoning_of and m["role"] == "assistant" else ()
+        messages.append(Message(m["role"], text_of(content, where), thought))
     return messages
+
+
+def effort_asked(value: Any, where: str) -> str | None:
+    """An effort a request names ("low" | "medium" | "high"; OpenAI's "minimal" is "low", "none" is
+    off) or a thinking budget in tokens -> ours; None when it asks nothing."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return effort_of_budget(value)
+    word = {"minimal": "low", "none": ""}.get(value, value) if isinstance(value, str) else None
+    if word not in ("", *EFFORTS):
+        raise BadRequest(f"{where} must be one of none, minimal, low, medium, high (got {value!r}).")
+    return word
 
 
 _LLAMA3 = re.compile(
@@ -140,6 +170,7 @@ class RawRequest:
     stop: Any = None
     prefix: str = ""  # where the numbers live, for messages that name the field ("inferenceConfig.")
     stop_name: str = ""  # the stop sequences' field name; "" when the format has none
+    reasoning: str | None = None  # the effort asked for (checked by `effort_asked`); None: nothing asked
 
 
 def read_fields(
@@ -228,6 +259,9 @@ class Family:
     #: before the answer) or "inside" (the stream starts inside the thought and closes it with `</think>`).
     #: The provider splits such text with `reasoning.split_inline_reasoning`.
     inline_reasoning: str = ""
+    #: The answer and each piece of thinking are numbered content blocks, opened and closed (Anthropic):
+    #: the encoder then calls `open_block` / `close_block` and passes the block number as `text_chunk`'s index.
+    has_blocks: bool = False
 
     def matches(self, base_id: str) -> bool:
         """Whether a bare model id (`base_model_id`) is in this family; by default its vendor prefix."""
@@ -255,8 +289,24 @@ class Family:
         return []
 
     def text_chunk(self, text: str, index: int, input_tokens: int | None) -> dict:
-        """The chunk carrying one piece of text (`index`: 0 for the first piece)."""
+        """The chunk carrying one piece of text (`index`: 0 for the first piece; the block with `has_blocks`)."""
         raise NotImplementedError
+
+    def thinking_chunk(self, thought: ReasoningDelta, block: int) -> dict | None:
+        """The chunk carrying thinking apart from the answer, or None when the family has no such chunk (its
+        thinking is then written inline, see `inline_reasoning`, or not at all)."""
+        return None
+
+    def open_block(self, kind: str, block: int, data: str = "") -> list[dict]:
+        """With `has_blocks`: the chunks opening a `text`, `thinking` or `redacted_thinking` (`data`) block."""
+        return []
+
+    def close_block(self, block: int) -> list[dict]:
+        return []
+
+    def whole_thinking(self, body: dict, reasoning: Sequence[ReasoningBlock]) -> dict:
+        """A whole body (`whole_body`) with the answer's thinking in the family's own blocks; unchanged by default."""
+        return body
 
     def tail_chunks(self, stop: str, input_tokens: int, output_tokens: int, metrics: dict) -> list[dict]:
         """Chunks after the text (`stop` in the family's words); the last carries `metrics`."""

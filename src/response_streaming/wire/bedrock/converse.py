@@ -8,13 +8,14 @@ per event: messageStart · contentBlockDelta* · contentBlockStop · messageStop
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ...errors import BadRequest
-from ...events import Event, Finish, Message, Params, ReasoningDelta, StopReason, TextDelta, Usage
+from ...events import Event, Finish, Message, Params, ReasoningBlock, ReasoningDelta, StopReason, TextDelta, Usage
 from ..eventstream import event_frame
-from .common import Family, RawRequest, base_model_id, normalise_stop, read_messages, turn_messages
+from .common import Family, RawRequest, base_model_id, effort_asked, normalise_stop, read_messages, turn_messages
 from .frames import pad
 
 # ---------------------------------------------------------------------------------------------
@@ -82,6 +83,22 @@ def events(raw: Iterable[dict]) -> Iterator[Event]:
     yield Finish(reason, latency_ms=latency)
 
 
+def _signature(b: ReasoningBlock) -> dict:
+    return {"signature": b.signature} if b.signature else {}
+
+
+def history_blocks(reasoning: Sequence[ReasoningBlock], b64: bool = False) -> list[dict]:
+    """Reasoning as Converse content blocks (`reasoningText` with its signature, or `redactedContent`), as a
+    whole answer carries them and as Claude takes them back. Bytes stay bytes for boto3 (it encodes
+    blobs itself); `b64` writes them as the JSON on the wire has them."""
+    return [
+        {"reasoningContent": {"redactedContent": base64.b64encode(b.redacted).decode() if b64 else b.redacted}}
+        if b.redacted
+        else {"reasoningContent": {"reasoningText": {"text": b.text, **_signature(b)}}}
+        for b in reasoning
+    ]
+
+
 def reasoning_delta(rc: Any) -> ReasoningDelta | None:
     """A `reasoningContent` delta -> ours: `{"text"}`, `{"signature"}` or `{"redactedContent": bytes}`."""
     if not isinstance(rc, dict):
@@ -96,14 +113,15 @@ def reasoning_delta(rc: Any) -> ReasoningDelta | None:
 
 
 def blocks_text(blocks: Any, where: str) -> str:
-    """Converse content blocks: text is served; cache points are hints and are skipped."""
+    """Converse content blocks: text is served; cache points are hints and thinking (`reasoningContent`,
+    read by `blocks_reasoning`) is not text: both are skipped here."""
     if not isinstance(blocks, list):
         raise BadRequest(f"{where} must be a list of content blocks.")
     texts = []
     for i, block in enumerate(blocks):
         if isinstance(block, dict) and isinstance(block.get("text"), str):
             texts.append(block["text"])
-        elif isinstance(block, dict) and "cachePoint" in block:
+        elif isinstance(block, dict) and ("cachePoint" in block or "reasoningContent" in block):
             continue
         else:
             kind = next(iter(block), "?") if isinstance(block, dict) and block else type(block).__name__
@@ -111,11 +129,55 @@ def blocks_text(blocks: Any, where: str) -> str:
     return "".join(texts)
 
 
+def blocks_reasoning(blocks: Any, where: str) -> tuple[ReasoningBlock, ...]:
+    """The `reasoningContent` blocks of an assistant turn: `reasoningText {text, signature}` or
+    `redactedContent` (base64 in the JSON), kept byte for byte."""
+    out = []
+    for i, block in enumerate(blocks if isinstance(blocks, list) else []):
+        rc = block.get("reasoningContent") if isinstance(block, dict) else None
+        if rc is None:
+            continue
+        text = rc.get("reasoningText") if isinstance(rc, dict) else None
+        if isinstance(text, dict) and isinstance(text.get("text"), str):
+            out.append(ReasoningBlock(text["text"], str(text.get("signature") or "")))
+        elif isinstance(rc, dict) and isinstance(rc.get("redactedContent"), str):
+            try:
+                out.append(ReasoningBlock(redacted=base64.b64decode(rc["redactedContent"], validate=True)))
+            except ValueError as err:
+                raise BadRequest(f"{where}[{i}].reasoningContent.redactedContent must be base64.") from err
+        else:
+            raise BadRequest(
+                f"{where}[{i}].reasoningContent needs reasoningText {{text, signature}} or redactedContent."
+            )
+    return tuple(out)
+
+
+def asked_effort(fields: Any) -> str | None:
+    """What `additionalModelRequestFields` asks of thinking, in any family's words: Claude's `thinking`
+    (a budget, or `adaptive` with an effort), Nova 2's `reasoningConfig`, gpt-oss's `reasoning_effort`."""
+    if not isinstance(fields, dict):
+        return None
+    where = "additionalModelRequestFields"
+    thinking = fields.get("thinking")
+    if isinstance(thinking, dict):
+        if thinking.get("type") == "disabled":
+            return ""
+        if thinking.get("budget_tokens") is not None:
+            return effort_asked(thinking["budget_tokens"], f"{where}.thinking.budget_tokens")
+        return effort_asked(thinking.get("effort") or "medium", f"{where}.thinking.effort")
+    config = fields.get("reasoningConfig")
+    if isinstance(config, dict):
+        if config.get("type") == "disabled":
+            return ""
+        return effort_asked(config.get("maxReasoningEffort") or "medium", f"{where}.reasoningConfig.maxReasoningEffort")
+    return effort_asked(fields.get("reasoning_effort"), f"{where}.reasoning_effort")
+
+
 def read_request(body: dict) -> RawRequest:
     """A Converse / ConverseStream body (a JSON object) -> messages and raw parameters."""
     if body.get("toolConfig"):
         raise BadRequest("toolConfig is not supported by this server: tool use is not available.")
-    messages = read_messages(body.get("messages"), blocks_text)
+    messages = read_messages(body.get("messages"), blocks_text, blocks_reasoning)
     system = blocks_text(body.get("system") or [], "system")
     config = body.get("inferenceConfig") or {}
     if not isinstance(config, dict):
@@ -129,6 +191,7 @@ def read_request(body: dict) -> RawRequest:
         config.get("stopSequences"),
         prefix="inferenceConfig.",
         stop_name="inferenceConfig.stopSequences",
+        reasoning=asked_effort(body.get("additionalModelRequestFields")),
     )
 
 
@@ -138,18 +201,57 @@ def _stop_word(reason: str) -> str:
 
 
 class ConverseEncoder:
-    """The frames of one ConverseStream answer, piece by piece (see `frames.encode` for a whole stream)."""
+    """The frames of one ConverseStream answer, piece by piece (see `frames.encode` for a whole stream).
+
+    Thinking comes first, as Bedrock sends it: `reasoningContent` deltas (text, then the signature)
+    at their block's index with no start event, `contentBlockStop`, then the answer at the next
+    index. Redacted thinking is a block of its own. An answer without thinking is block 0, as before.
+    """
 
     headers: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.block = 0
+        self.open: str | None = None  # "reasoning" or "text" while a block is open
+
+    def _switch(self, kind: str) -> bytes:
+        """Close the open block if it is of another kind (or was signed), and open `kind` at the next index."""
+        if self.open == kind:
+            return b""
+        out = b""
+        if self.open is not None:
+            out = event_frame("contentBlockStop", pad({"contentBlockIndex": self.block}, 1))
+            self.block += 1
+        self.open = kind
+        return out
+
+    def _delta(self, delta: dict, n: int) -> bytes:
+        return event_frame("contentBlockDelta", pad({"contentBlockIndex": self.block, "delta": delta}, n))
 
     def start(self) -> bytes:
         return event_frame("messageStart", pad({"role": "assistant"}, 0))
 
     def piece(self, text: str) -> bytes:
-        """A `contentBlockDelta` frame: `{"contentBlockIndex": 0, "delta": {"text": ...}}`."""
+        """A `contentBlockDelta` frame: `{"contentBlockIndex": i, "delta": {"text": ...}}`."""
         if not text:
             return b""
-        return event_frame("contentBlockDelta", pad({"contentBlockIndex": 0, "delta": {"text": text}}, len(text)))
+        return self._switch("text") + self._delta({"text": text}, len(text))
+
+    def reasoning(self, thought: ReasoningDelta) -> bytes:
+        """`reasoningContent` deltas: `{"text"}`, `{"signature"}` (ends its block), `{"redactedContent"}` (base64)."""
+        out = b""
+        if thought.redacted:
+            out += self._switch("redacted")
+            blob = base64.b64encode(thought.redacted).decode()
+            out += self._delta({"reasoningContent": {"redactedContent": blob}}, len(blob))
+            self.open = "reasoning-done"  # a redacted block holds nothing else
+        if thought.text:
+            text = {"reasoningContent": {"text": thought.text}}
+            out += self._switch("reasoning") + self._delta(text, len(thought.text))
+        if thought.signature:
+            out += self._switch("reasoning") + self._delta({"reasoningContent": {"signature": thought.signature}}, 1)
+            self.open = "reasoning-done"  # Claude signs a block at its end: more thinking is a new block
+        return out
 
     def end(self, reason: str, input_tokens: int, output_tokens: int, latency_ms: int, first_byte_ms: int) -> bytes:
         """contentBlockStop + messageStop (`reason`: our StopReason word) + metadata with usage and latency."""
@@ -159,15 +261,25 @@ class ConverseEncoder:
             "totalTokens": input_tokens + output_tokens,
         }
         return (
-            event_frame("contentBlockStop", pad({"contentBlockIndex": 0}, 1))
+            event_frame("contentBlockStop", pad({"contentBlockIndex": self.block}, 1))
             + event_frame("messageStop", pad({"stopReason": _stop_word(reason)}, 2))
             + event_frame("metadata", pad({"usage": usage, "metrics": {"latencyMs": latency_ms}}, 3))
         )
 
-    def whole_body(self, text: str, reason: str, input_tokens: int, output_tokens: int, latency_ms: int) -> dict:
-        """A Converse response body: output message, `stopReason`, `usage`, `metrics`."""
+    def whole_body(
+        self,
+        text: str,
+        reason: str,
+        input_tokens: int,
+        output_tokens: int,
+        latency_ms: int,
+        reasoning: Sequence[ReasoningBlock] = (),
+    ) -> dict:
+        """A Converse response body: output message (thinking blocks first), `stopReason`, `usage`, `metrics`."""
         return {
-            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+            "output": {
+                "message": {"role": "assistant", "content": [*history_blocks(reasoning, b64=True), {"text": text}]}
+            },
             "stopReason": _stop_word(reason),
             "usage": {
                 "inputTokens": input_tokens,

@@ -8,10 +8,10 @@ uses `encode`, so both send what one encoder writes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
-from ...events import Event, Finish, TextDelta, Usage
+from ...events import Event, Finish, ReasoningBlock, ReasoningDelta, TextDelta, Usage
 
 # Bedrock pads every event payload with a "p" field of varying length so that frame sizes do not
 # reveal token lengths; boto3 ignores it. We send it too, so clients meet the real shape.
@@ -39,8 +39,17 @@ class Encoder(Protocol):
 
     def start(self) -> bytes: ...
     def piece(self, text: str) -> bytes: ...
+    def reasoning(self, thought: ReasoningDelta) -> bytes: ...
     def end(self, reason: str, input_tokens: int, output_tokens: int, latency_ms: int, first_byte_ms: int) -> bytes: ...
-    def whole_body(self, text: str, reason: str, input_tokens: int, output_tokens: int, latency_ms: int) -> dict: ...
+    def whole_body(
+        self,
+        text: str,
+        reason: str,
+        input_tokens: int,
+        output_tokens: int,
+        latency_ms: int,
+        reasoning: Sequence[ReasoningBlock] = (),
+    ) -> dict: ...
 
 
 def encode(encoder: Encoder, events: Iterable[Event], input_tokens: int = 0) -> Iterator[bytes]:
@@ -61,6 +70,11 @@ def encode(encoder: Encoder, events: Iterable[Event], input_tokens: int = 0) -> 
             if first_byte_ms is None:
                 first_byte_ms = int((time.monotonic() - started) * 1000)
             yield encoder.piece(event.text)
+        elif isinstance(event, ReasoningDelta):
+            if first_byte_ms is None:
+                first_byte_ms = int((time.monotonic() - started) * 1000)
+            if frames := encoder.reasoning(event):
+                yield frames
         elif isinstance(event, Usage):
             usage = event
         elif isinstance(event, Finish):

@@ -12,7 +12,7 @@ from typing import Any
 
 from ...errors import BadRequest
 from ...events import Message, Params, ReasoningDelta
-from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, opt, read_messages, turns
+from .common import METRICS_KEY, Family, NativeChunk, RawRequest, by_reason, effort_asked, opt, read_messages, turns
 
 
 def _text(content: Any, where: str) -> str:
@@ -96,6 +96,7 @@ class GptOss(Family):
             body.get("top_p"),
             body.get("stop"),
             stop_name="stop",
+            reasoning=effort_asked(body.get("reasoning_effort"), "reasoning_effort"),
         )
 
 

@@ -74,7 +74,12 @@ class Nova(Family):
         if not isinstance(config, dict):
             raise BadRequest("inferenceConfig must be an object.")
         renamed = {{"max_new_tokens": "maxTokens", "top_p": "topP"}.get(k, k): v for k, v in config.items()}
-        return converse.read_request({**body, "inferenceConfig": renamed})
+        extra = (
+            {"additionalModelRequestFields": {"reasoningConfig": body["reasoningConfig"]}}
+            if body.get("reasoningConfig")
+            else {}
+        )
+        return converse.read_request({**body, "inferenceConfig": renamed, **extra})
 
 
 FAMILY = Nova()
