@@ -50,9 +50,9 @@ class ChatResponseStreaming(BaseChatModel):
     """`BaseChatModel` whose `_stream` is a provider's event stream.
 
     LangChain itself calls `on_llm_new_token` for each chunk we yield, so handlers receive every
-    token, in order, and the tokens joined are the returned text. A model's thinking comes as chunks with
-    empty content and `reasoning_content`, i.e. a standard reasoning block first in `content_blocks`. `params` holds the defaults; the
-    standard fields below override them when set.
+    token, in order, and the tokens joined are the returned text. A model's thinking comes as chunks
+    with empty content and `reasoning_content`, i.e. a standard reasoning block first in
+    `content_blocks`. `params` holds the defaults; the standard fields below override them when set.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
