@@ -135,6 +135,15 @@ OPENAI_REASONING = [
     _chunk({}, "stop"),
     USAGE,
 ]
+# Both names at once, the same text (vLLM 0.10's transition): it must count once.
+OPENAI_BOTH = [
+    _chunk({"role": "assistant", "content": None, "reasoning_content": "We need", "reasoning": "We need"}),
+    _chunk({"content": None, "reasoning_content": " 2+2.", "reasoning": " 2+2."}),
+    _chunk({"content": "2 + 2"}),
+    _chunk({"content": " = 4."}),
+    _chunk({}, "stop"),
+    USAGE,
+]
 # No reasoning parser: the tags stay in `content`.
 OPENAI_INLINE = [
     _chunk({"role": "assistant", "content": "<think>"}),

@@ -70,7 +70,7 @@ def test_native_inline_families_split(family, chunks, inside):
     assert events[-2:] == [Usage(12, 30), Finish("end_turn", latency_ms=800)]
 
 
-@pytest.mark.parametrize("shape", [fx.OPENAI_REASONING_CONTENT, fx.OPENAI_REASONING])
+@pytest.mark.parametrize("shape", [fx.OPENAI_REASONING_CONTENT, fx.OPENAI_REASONING, fx.OPENAI_BOTH])
 def test_openai_reasoning_fields_with_null_content(shape):
     events = list(chat_events(json.dumps(p) for p in shape))
     assert events == [
@@ -189,12 +189,13 @@ def loopback():
     server.server_close()
 
 
-@pytest.mark.parametrize("shape", ["reasoning_content", "reasoning", "inline"])
+@pytest.mark.parametrize("shape", ["reasoning_content", "reasoning", "both", "inline"])
 def test_openai_compatible_shapes_through_http(loopback, shape):
     _Server.body = fx.sse_bytes(
         {
             "reasoning_content": fx.OPENAI_REASONING_CONTENT,
             "reasoning": fx.OPENAI_REASONING,
+            "both": fx.OPENAI_BOTH,
             "inline": fx.OPENAI_INLINE,
         }[shape]
     )

@@ -129,3 +129,12 @@ def test_signed_history_reaches_bedrock_byte_exact_through_boto3(monkeypatch, tm
     assert thought["reasoningContent"]["reasoningText"] == {"text": "I add them.", "signature": fx.SIGNATURE}
     assert base64.b64decode(redacted["reasoningContent"]["redactedContent"]) == fx.REDACTED
     assert text == {"text": "4."}
+
+
+def test_which_models_take_an_effort():
+    from response_streaming.reasoning import takes_effort
+
+    assert takes_effort("bedrock", CLAUDE) and takes_effort("bedrock", "us.amazon.nova-2-lite-v1:0")
+    assert takes_effort("bedrock", "openai.gpt-oss-20b-1:0") and takes_effort("openai", "qwen3")
+    assert not takes_effort("bedrock", "us.deepseek.r1-v1:0")  # always thinks: nothing to switch
+    assert not takes_effort("bedrock", "amazon.nova-lite-v1:0") and not takes_effort("local", "smollm2")

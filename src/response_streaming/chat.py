@@ -21,7 +21,7 @@ from typing import Iterator
 from .errors import BadRequest, ConversationBusy, ConversationNotFound
 from .events import Message, Params, Provider
 from .generation import Generations
-from .generation.answer import join_continuation, merge_metrics
+from .generation.answer import join_continuation, merge_metrics, reasoning_blocks
 from .store import NOT_FOUND, Store
 
 __all__ = ["CONTINUE_PROMPT", "STATUS_NOTES", "ConversationBusy", "ConversationChanged", "check_prompt",
@@ -43,8 +43,9 @@ class ConversationChanged(BadRequest):
 
 
 def history(store: Store, cid: str) -> list[Message]:
-    """What the model sees: earlier turns with text (failed answers keep their partial text)."""
-    return [Message(m.role, m.content) for m in store.messages(cid) if m.content]
+    """What the model sees: earlier turns with text (failed answers keep their partial text), and the
+    thinking each answer kept (each provider decides what of it goes back)."""
+    return [Message(m.role, m.content, reasoning_blocks(m.meta)) for m in store.messages(cid) if m.content]
 
 
 def check_prompt(prompt: str) -> str:

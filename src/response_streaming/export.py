@@ -44,6 +44,8 @@ def export_markdown(conversation: dict, messages: Sequence[StoredMessage]) -> st
         else:
             who = " · ".join(x for x in (m.meta.get("model"), m.meta.get("provider")) if x)
             lines += [f"## Assistant ({who})" if who else "## Assistant", ""]
+        if thought := thinking_quote(m.meta):
+            lines += [thought, ""]
         lines += [m.content or "_(no text)_", ""]
         if m.status == "error":
             lines += [f"> Error: {' '.join((m.error or '').split())}", ""]
@@ -51,6 +53,18 @@ def export_markdown(conversation: dict, messages: Sequence[StoredMessage]) -> st
             lines += [f"> {STATUS_NOTES[m.status]}", ""]
     # Whoever renders the file sees what the page shows: no image fetched, no HTML, no unsafe link.
     return sanitize("\n".join(lines))
+
+
+def thinking_quote(meta: dict) -> str:
+    """A message's thinking, marked as such: a "Thinking" blockquote ahead of the answer (JSON exports
+    carry it as `reasoning`, with signatures and base64 redacted bytes)."""
+    blocks = meta.get("reasoning") or []
+    if not blocks:
+        return ""
+    text = "".join(b.get("text") or "" for b in blocks).strip()
+    if any(b.get("redacted") for b in blocks):
+        text = (text + "\n\n" if text else "") + "_(redacted thinking)_"
+    return "\n".join(["> **Thinking**", ">", *(f"> {line}".rstrip() for line in text.splitlines())])
 
 
 def _iso(when) -> str | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from .events import Event, Finish, ReasoningBlock, ReasoningDelta, TextDelta
+from .events import Event, Finish, Params, ReasoningBlock, ReasoningDelta, TextDelta
 
 
 def blocks_of(deltas: Iterable[ReasoningDelta]) -> tuple[ReasoningBlock, ...]:
@@ -46,6 +46,20 @@ def blocks_of(deltas: Iterable[ReasoningDelta]) -> tuple[ReasoningBlock, ...]:
     if any(text):
         blocks.append(ReasoningBlock("".join(text)))
     return tuple(blocks)
+
+
+def takes_effort(provider: str, model: str) -> bool:
+    """Whether `Params.reasoning` switches anything for this provider and model (for a front end's
+    Think control): OpenAI-compatible servers take `reasoning_effort`; on Bedrock the model's family
+    says (Claude, Nova 2, gpt-oss do; DeepSeek-R1 always thinks; the rest can't)."""
+    if provider == "openai":
+        return True
+    if provider != "bedrock":
+        return False
+    from .wire.bedrock import base_model_id, family_of  # only the Bedrock case needs the family table
+
+    family = family_of(model)
+    return family is not None and bool(family.thinking(base_model_id(model), Params(reasoning="low"))[0])
 
 
 def reasoning_text(blocks: Iterable[ReasoningBlock]) -> str:

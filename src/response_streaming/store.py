@@ -87,7 +87,7 @@ generation_chunks = Table(
     "generation_chunks", metadata,
     Column("generation_id", String(64), primary_key=True),
     Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3... without gaps
-    Column("kind", String(8), nullable=False),  # text, usage, finish, error
+    Column("kind", String(16), nullable=False),  # text, reasoning, usage, finish, error
     Column("text", Text, nullable=False, default=""),
     Column("data", JSON, nullable=False, default=dict),
 )
@@ -166,8 +166,14 @@ def _schema_5(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE generations ALTER COLUMN principal TYPE VARCHAR(512)"))
 
 
+def _schema_6(conn: Connection) -> None:
+    # Chunk kinds longer than 8 characters ("reasoning"). SQLite doesn't enforce a VARCHAR's length.
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE generation_chunks ALTER COLUMN kind TYPE VARCHAR(16)"))
+
+
 # Ordered schema migrations; version N is reached by running MIGRATIONS[N-1]. Append, never edit.
-MIGRATIONS = [_schema_1, _schema_2, _schema_3, _schema_4, _schema_5]
+MIGRATIONS = [_schema_1, _schema_2, _schema_3, _schema_4, _schema_5, _schema_6]
 
 NOT_FOUND = "This conversation doesn't exist (any more), or it belongs to another user."
 

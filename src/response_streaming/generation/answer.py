@@ -7,12 +7,20 @@ is in the `generations` row and the message itself.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from ..events import ReasoningBlock, ReasoningDelta
+from ..reasoning import blocks_of
 from ..store import conversations, messages
+
+if TYPE_CHECKING:
+    from .log import Chunk
 
 
 def join_continuation(before: str, after: str) -> str:
@@ -41,10 +49,51 @@ def merge_metrics(parts: list[dict]) -> dict:
     return out
 
 
+def reasoning_delta(chunk: Chunk) -> ReasoningDelta:
+    """A `reasoning` chunk of the log as the event it was: its text, and the signature or (base64 in
+    `data`) redacted bytes it carried, exactly."""
+    redacted = chunk.data.get("redacted")
+    return ReasoningDelta(
+        chunk.text, chunk.data.get("signature") or "", base64.b64decode(redacted) if redacted else b""
+    )
+
+
+def reasoning_meta(chunks: Iterable[Chunk]) -> list[dict]:
+    """The `reasoning` chunks of a generation -> the blocks its message keeps in `meta["reasoning"]`
+    (`{"text", "signature"?, "redacted"?: base64}`, in order; see `reasoning_blocks` for the way back)."""
+    out = []
+    for block in blocks_of(map(reasoning_delta, chunks)):
+        item: dict = {"text": block.text}
+        if block.signature:
+            item["signature"] = block.signature
+        if block.redacted:
+            item["redacted"] = base64.b64encode(block.redacted).decode()
+        out.append(item)
+    return out
+
+
+def reasoning_blocks(meta: dict) -> tuple[ReasoningBlock, ...]:
+    """A message's stored thinking (`meta["reasoning"]`) as the blocks a provider gets back, byte for byte."""
+    return tuple(
+        ReasoningBlock(
+            b.get("text") or "", b.get("signature") or "", base64.b64decode(b["redacted"]) if b.get("redacted") else b""
+        )
+        for b in meta.get("reasoning") or []
+    )
+
+
 def write_answer(
-    conn: Connection, message_id: int, continues: bool, text: str, status: str, error: str, metrics: dict
+    conn: Connection,
+    message_id: int,
+    continues: bool,
+    text: str,
+    status: str,
+    error: str,
+    metrics: dict,
+    reasoning: list[dict] | None = None,
 ) -> None:
-    """Rewrite the message once, at the end. A message deleted meanwhile (its conversation was) is skipped."""
+    """Rewrite the message once, at the end. A message deleted meanwhile (its conversation was) is skipped.
+    `reasoning` (`reasoning_meta`) is kept in `meta["reasoning"]`, after any the message had (a continuation)."""
     row = conn.execute(
         select(messages.c.content, messages.c.meta, messages.c.conversation_id).where(messages.c.id == message_id)
     ).first()
@@ -57,6 +106,8 @@ def write_answer(
         text = join_continuation(row.content, text)
     else:
         meta["metrics"] = metrics
+    if reasoning:
+        meta["reasoning"] = list(meta.get("reasoning") or []) + reasoning if continues else reasoning
     conn.execute(
         update(messages).where(messages.c.id == message_id).values(content=text, status=status, error=error, meta=meta)
     )

@@ -14,14 +14,14 @@ reader closes the provider stream after the piece in flight.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import cast
+from collections.abc import Callable, Iterator, Sequence
 
 from ..errors import ResponseStreamingError, StreamInterrupted
-from ..events import Event, Message, Params, Provider
+from ..events import Event, Message, Params, Provider, ReasoningDelta
 from ..recorder import Recorder
 from .log import Ending, Kind, Log, Lost
 
@@ -64,10 +64,11 @@ class Job:
         self.on_end = on_end
         self.rec = Recorder(self._events(provider, list(messages), params))
         self._cond = threading.Condition()
-        self._pending: list[str] = []
+        self._pending: list[str | ReasoningDelta] = []
         self._read_done = False
         self._ending: str | None = None  # "stopped" / "interrupted" once asked to end early
         self.seq = 0  # the last sequence number appended
+        self._seen: set[str] = set()  # the chunk kinds appended so far (the first of each kind carries its time)
         self.ended = threading.Event()  # the final chunk and the answer are written (or another process did it)
         self.status: str | None = None
 
@@ -87,7 +88,7 @@ class Job:
             self._cond.notify_all()
 
     def _read(self) -> None:
-        pieces = cast(Generator[str, None, None], iter(self.rec))
+        pieces = self.rec.stream()  # text pieces and the thinking's ReasoningDeltas, in order
         try:
             for piece in pieces:
                 with self._cond:
@@ -120,7 +121,8 @@ class Job:
                     self._finish(batch, ending)
                     return
                 try:
-                    stop = self.log.append(self.gid, self.seq + 1, [self._text(batch)], owner=self.owner)
+                    chunks = self._chunks(batch)
+                    stop = self.log.append(self.gid, self.seq + 1, chunks, owner=self.owner)
                 except Lost:
                     raise
                 except Exception:
@@ -133,7 +135,8 @@ class Job:
                     time.sleep(0.5)
                     continue
                 failures, last = 0, time.monotonic()
-                self.seq += 1
+                self.seq += len(chunks)
+                self._seen.update(kind for kind, _, _ in chunks)
                 if stop:
                     self.stop("stopped")
         except Lost:
@@ -146,14 +149,35 @@ class Job:
             self.ended.set()
             self.on_end(self)
 
-    def _text(self, batch: list[str]) -> tuple[Kind, str, dict]:
-        # `n`: pieces (tokens) in the chunk, so a viewer or a recovery can count them; the first says the TTFT.
-        data: dict = {"n": len(batch)}
-        if self.seq == 0:
-            data["ttft_ms"] = self.rec.metrics.ttft_ms
-        return "text", "".join(batch), data
+    def _chunks(self, batch: Sequence[str | ReasoningDelta]) -> list[tuple[Kind, str, dict]]:
+        """A batch of pieces as log chunks: each run of text one `text` chunk, each run of thinking one
+        `reasoning` chunk, in order. `n`: pieces (tokens) in the chunk, so a viewer or a recovery can
+        count them; the first text chunk says the TTFT, the first reasoning chunk the time to it. A
+        signature ends its chunk (it closes a block of thinking); redacted bytes are a chunk of their
+        own (base64 in `data`), so the thinking is kept byte for byte (`answer.reasoning_meta`)."""
+        runs: list[tuple[Kind, list[str], dict]] = []
+        for item in batch:
+            kind: Kind = "text" if isinstance(item, str) else "reasoning"
+            last = runs[-1] if runs else None
+            closed = last is not None and ("signature" in last[2] or "redacted" in last[2])
+            if last is None or last[0] != kind or closed or (isinstance(item, ReasoningDelta) and item.redacted):
+                data: dict = {}
+                if kind not in self._seen and all(k != kind for k, _, _ in runs):
+                    key = "ttft_ms" if kind == "text" else "ttfr_ms"
+                    data[key] = self.rec.metrics.ttft_ms if kind == "text" else self.rec.metrics.ttfr_ms
+                runs.append(last := (kind, [], data))
+            if isinstance(item, str):
+                last[1].append(item)
+                continue
+            if item.text:
+                last[1].append(item.text)
+            if item.signature:
+                last[2]["signature"] = item.signature
+            if item.redacted:
+                last[2]["redacted"] = base64.b64encode(item.redacted).decode()
+        return [(kind, "".join(parts), {"n": len(parts), **data}) for kind, parts, data in runs]
 
-    def _finish(self, batch: list[str], ending: str) -> None:
+    def _finish(self, batch: list[str | ReasoningDelta], ending: str) -> None:
         rec = self.rec
         status: str
         if ending == "done":
@@ -166,9 +190,7 @@ class Job:
                 "interrupted": INTERRUPTED,
                 "error": "The answer could not be saved while it streamed; the text above is what was saved.",
             }.get(ending, "")
-        chunks: list[tuple[Kind, str, dict]] = []
-        if batch:
-            chunks.append(self._text(batch))
+        chunks: list[tuple[Kind, str, dict]] = self._chunks(batch)
         if ending == "done" and rec.metrics.input_tokens is not None:
             chunks.append(
                 ("usage", "", {"input_tokens": rec.metrics.input_tokens, "output_tokens": rec.metrics.output_tokens})

@@ -23,12 +23,12 @@ from sqlalchemy.engine import Connection
 
 from ..errors import GenerationNotFound
 from ..store import Store, generation_chunks, generations
-from .answer import write_answer
+from .answer import reasoning_meta, write_answer
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "rs_generations"
-Kind = Literal["text", "usage", "finish", "error"]
+Kind = Literal["text", "reasoning", "usage", "finish", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,14 +313,14 @@ def _end(conn: Connection, row, ending: Ending) -> None:
         .values(status=ending.status, error=ending.error, metrics=ending.metrics, ended_at=datetime.now(UTC))
     )
     if row.message_id is not None:
-        body = "".join(
-            conn.execute(
-                select(generation_chunks.c.text)
-                .where(generation_chunks.c.generation_id == row.id, generation_chunks.c.kind == "text")
-                .order_by(generation_chunks.c.seq)
-            ).scalars()
-        )
-        write_answer(conn, row.message_id, row.continues, body, ending.status, ending.error, ending.metrics)
+        found = conn.execute(
+            select(generation_chunks.c.kind, generation_chunks.c.text, generation_chunks.c.data)
+            .where(generation_chunks.c.generation_id == row.id, generation_chunks.c.kind.in_(("text", "reasoning")))
+            .order_by(generation_chunks.c.seq)
+        ).all()
+        body = "".join(c.text for c in found if c.kind == "text")
+        thought = reasoning_meta(Chunk(0, "reasoning", c.text, c.data or {}) for c in found if c.kind == "reasoning")
+        write_answer(conn, row.message_id, row.continues, body, ending.status, ending.error, ending.metrics, thought)
 
 
 def _info(row) -> GenerationInfo:

@@ -3,6 +3,7 @@
 It is the right tool where the point is *our* layer (renderer cost, hostile output, injected
 faults), never a stand-in for a real model's proof.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,13 +46,18 @@ class ReplayProvider:
     @classmethod
     def from_settings(cls, settings: Settings) -> "ReplayProvider":
         thinking = tuple(map(ReasoningDelta, split_tokens(settings.replay_thinking)))
-        return cls(text=settings.replay_text or STORY, rate=settings.replay_rate, model=settings.model or "replay",
-                   thinking=thinking)
+        return cls(
+            text=settings.replay_text or STORY,
+            rate=settings.replay_rate,
+            model=settings.model or "replay",
+            thinking=thinking,
+        )
 
     def stream(self, messages: Sequence[Message], params: Params) -> Iterator[Event]:
         tokens = split_tokens(self.text)[: params.max_tokens]
         start = time.monotonic()
-        for i, piece in enumerate([*self.thinking, *tokens]):  # thinking first, at the same rate
+        pieces: list[str | ReasoningDelta] = [*self.thinking, *tokens]  # thinking first, at the same rate
+        for i, piece in enumerate(pieces):
             if self.fail_after is not None and i - len(self.thinking) >= self.fail_after:
                 raise self.error or StreamInterrupted("The model stream broke off (injected fault).")
             if self.rate:

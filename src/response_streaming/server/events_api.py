@@ -6,7 +6,8 @@ Request: `{"messages": [{"role": "user"|"assistant", "content": "..."}], "params
 The answer is a durable generation: it runs on its own, its events are kept in the generation log,
 and a client that disconnects stops nothing. The response carries `X-Generation-Id`; every event
 has an `id:` line, its sequence number in the log (1, 2, 3... without gaps):
-    id: 1  event: delta    data: {"text": "..."}                            (any number; pieces that
+    id: 1  event: reasoning data: {"text": "...", "signature"?: "...", "redacted"?: "<base64>"}  (thinking, first)
+    id: N  event: delta    data: {"text": "..."}                            (any number; pieces that
                                                                              came together share one)
     id: N  event: usage    data: {"input_tokens": N, "output_tokens": N}
     id: N  event: finish   data: {"reason": "end_turn"|"max_tokens"|..., "status": "complete"|"stopped",
@@ -81,6 +82,8 @@ def frame(chunk: Chunk) -> bytes:
     d = chunk.data
     if chunk.kind == "text":
         body = sse_json({"text": chunk.text}, "delta")
+    elif chunk.kind == "reasoning":  # the thinking, exactly: a signature or base64 redacted bytes where it had them
+        body = sse_json({"text": chunk.text, **{k: d[k] for k in ("signature", "redacted") if k in d}}, "reasoning")
     elif chunk.kind == "usage":
         body = sse_json({"input_tokens": d.get("input_tokens"), "output_tokens": d.get("output_tokens")}, "usage")
     elif chunk.kind == "finish":
