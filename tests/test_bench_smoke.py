@@ -82,3 +82,14 @@ def test_sanitize_bench_times_both_sanitisers(tmp_path):
     assert all(math.isfinite(t) and t > 0 for sides in data["calls"].values() for t in sides.values())
     assert sorted(data["calls"]["2.0"]) == ["after median", "after min", "before median", "before min"]
     assert sorted(data["streamed"]) == ["after", "before", "none"] and data["pieces"] > 100
+
+
+@pytest.mark.browser
+def test_reattach_bench_times_a_reload_mid_answer(tmp_path):
+    import reattach
+
+    out = reattach.main(["--reloads", "1", "--rate", "40", "--out", str(tmp_path / "reattach.md")])
+    data = json.loads(out.with_suffix(".json").read_text())
+    [reload] = data["reloads"]
+    assert 0 < reload["first_ms"] <= reload["live_ms"] and len(data["idle_load_ms"]) == 3
+    assert "| reload → first re-attached text | 1 |" in out.read_text()
