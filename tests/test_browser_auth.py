@@ -155,6 +155,7 @@ def test_two_users_see_only_their_own_conversations(browser, signed_in_app, oidc
     send(alice, "Alice's secret plan")
     a = conversation_of(history, "Alice's secret plan")
     assert a["owner"].endswith(f"#{ALICE}") and a["owner"].startswith(oidc_provider)  # issuer + subject
+    alice.reload()  # the list as the database has it (not how soon a sidebar refreshes after an answer)
     expect(alice.locator(f".st-key-conv-{a['id']}")).to_be_visible(timeout=30_000)
 
     bob_ctx, bob = sign_in(browser, url, BOB)
@@ -163,6 +164,7 @@ def test_two_users_see_only_their_own_conversations(browser, signed_in_app, oidc
     b = conversation_of(history, "Bob's shopping list")
     assert b["owner"].endswith(f"#{BOB}")
     # By the list: each sees their own conversation only.
+    bob.reload()
     expect(bob.locator(f".st-key-conv-{b['id']}")).to_be_visible(timeout=30_000)
     assert bob.locator(f".st-key-conv-{a['id']}").count() == 0
     assert bob.get_by_text("Alice's secret plan").count() == 0
