@@ -22,7 +22,7 @@ ALICE = "http://127.0.0.1:9/#alice"
 BOB = "http://127.0.0.1:9/#bob"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'history.sqlite3'}"
@@ -89,7 +89,7 @@ def test_the_migration_keeps_existing_conversations_with_no_owner(tmp_path):
         conn.execute(text("INSERT INTO conversations VALUES ('old', 'from before', '2026-01-01', '2026-01-01')"))
     engine.dispose()
     s = Store(url)
-    assert s.schema_version() == len(store_module.MIGRATIONS) == 5
+    assert s.schema_version() == len(store_module.MIGRATIONS) >= 5
     assert s.get_conversation("old")["owner"] is None
     assert [c["id"] for c in s.list_conversations()] == ["old"]
     assert s.scoped(ALICE).list_conversations() == []
