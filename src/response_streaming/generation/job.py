@@ -71,6 +71,7 @@ class Job:
         self._seen: set[str] = set()  # the chunk kinds appended so far (the first of each kind carries its time)
         self.ended = threading.Event()  # the final chunk and the answer are written (or another process did it)
         self.status: str | None = None
+        self.started = time.monotonic()
 
     @staticmethod
     def _events(provider: Provider, messages: list[Message], params: Params) -> Iterator[Event]:
@@ -184,8 +185,9 @@ class Job:
             status, error, metrics = rec.status, rec.error, rec.metrics.as_dict()
             if status == "streaming":  # cannot happen once the reader is done; be safe
                 status = "incomplete"
-        else:
+        else:  # ended early: the reader may still be inside the provider, so the Recorder has not summed up yet
             status, metrics = ending, rec.live_metrics()
+            metrics["duration_ms"] = int((time.monotonic() - self.started) * 1000)
             error = {
                 "interrupted": INTERRUPTED,
                 "error": "The answer could not be saved while it streamed; the text above is what was saved.",

@@ -99,6 +99,10 @@ def end_orphan(log_: Log, gid: str) -> bool:
         metrics["output_tokens"] = sum((d or {}).get("n", 0) for d in texts)
         if metrics.get("ttft_ms") is None and texts:
             metrics["ttft_ms"] = (texts[0] or {}).get("ttft_ms")
+        beat = _utc(row.heartbeat_at)  # the owner was last seen alive then: the answer's span as far as known
+        metrics["duration_ms"] = max(
+            metrics.get("duration_ms") or 0, int((beat - _utc(row.started_at)).total_seconds() * 1000)
+        )
         kind, body, data = terminal(status, error, metrics)
         conn.execute(insert(generation_chunks).values(generation_id=gid, seq=last + 1, kind=kind, text=body, data=data))
         _end(conn, row, Ending(status, error, metrics))
@@ -107,6 +111,10 @@ def end_orphan(log_: Log, gid: str) -> bool:
     log_.hub.waker.notify(gid)
     log.warning("generation %s ended as %s: its owner %s is gone", gid, status, row.owner)
     return True
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when  # SQLite keeps no zone; we only write UTC
 
 
 def recover(gens: Generations) -> int:
@@ -122,9 +130,7 @@ def recover(gens: Generations) -> int:
         if owner == gens.owner:
             orphan = not gens.owns(gid)  # e.g. its writer died on a database error
         else:
-            if beat is not None and beat.tzinfo is None:
-                beat = beat.replace(tzinfo=UTC)  # SQLite keeps no zone; we only write UTC
-            orphan = owner_dead(owner) or beat is None or beat < cutoff
+            orphan = owner_dead(owner) or beat is None or _utc(beat) < cutoff
         if orphan:
             ended += end_orphan(gens.log, gid)
     return ended
