@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from response_streaming.config import Settings
+from response_streaming.config import Settings, get_settings
 from response_streaming.errors import AccessDenied
 from response_streaming.store import Store
 from response_streaming.ui import resources
@@ -52,4 +52,59 @@ def test_the_provider_path_refuses_what_is_not_allowed_before_building_it(monkey
     assert built == []
     resources.get_provider(Settings(provider="openai", model="story-1", **allowed))
     assert len(built) == 1
+    st.cache_resource.clear()
+
+
+# The gate, per run (st.user seeded by AppTest; the real sign-in is in test_browser_auth.py) -----------------
+ISSUER = "https://issuer.example"
+
+
+def page_as(monkeypatch, tmp_path, user: dict, **env) -> AppTest:
+    monkeypatch.setenv("RS_PROVIDER", "replay")
+    monkeypatch.setenv("RS_DATA_DIR", str(tmp_path))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()  # the page reads them once per process, and AppTest runs it in this one
+    at = AppTest.from_file(str(ROOT / "streaming_app.py"), default_timeout=30)
+    at.user = user
+    return at
+
+
+def signed_in(sub: str, email: str) -> dict:
+    return {"is_logged_in": True, "iss": ISSUER, "sub": sub, "email": email}
+
+
+def test_a_visitor_gets_only_the_sign_in_page(monkeypatch, tmp_path):
+    st.cache_resource.clear()
+    at = page_as(monkeypatch, tmp_path, {"is_logged_in": False}).run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert len(at.text_area) == 0 and len(at.selectbox) == 0 and len(at.sidebar) == 0
+
+
+def test_users_are_kept_apart_and_a_foreign_email_is_refused(monkeypatch, tmp_path):
+    st.cache_resource.clear()
+    alice = page_as(monkeypatch, tmp_path, signed_in("alice", "alice@team.example")).run()
+    assert "alice@team.example" in [c.value for c in alice.sidebar.caption]
+    alice.text_area[0].input("alice's plan")
+    alice.button(key="go").click().run()
+    assert not alice.exception
+    history = Store(f"sqlite:///{tmp_path / 'history.sqlite3'}")
+    [conv] = history.list_conversations()
+    assert history.get_conversation(conv["id"])["owner"] == f"{ISSUER}#alice"
+
+    bob = page_as(monkeypatch, tmp_path, signed_in("bob", "bob@team.example"))
+    bob.query_params["c"] = conv["id"]
+    bob.run()
+    assert not bob.exception
+    assert any("belongs to another user" in i.value for i in bob.info)
+    assert not any("alice's plan" in m.value for m in bob.markdown)
+    assert "c" not in bob.query_params
+    assert not [b for b in bob.button if b.key and b.key.startswith("conv-")]
+
+    mallory = page_as(
+        monkeypatch, tmp_path, signed_in("m", "mallory@evil.example"), RS_ALLOWED_EMAIL_DOMAINS="team.example"
+    ).run()
+    assert "mallory@evil.example is not allowed to use this app" in mallory.error[0].value
+    assert [b.label for b in mallory.button] == ["Sign out"] and len(mallory.text_area) == 0
     st.cache_resource.clear()

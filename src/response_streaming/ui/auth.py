@@ -30,7 +30,10 @@ def configured() -> bool:
 
 def _named_providers() -> list[str]:
     """The [auth.<name>] subsections (Streamlit's named providers), in the file's order."""
-    section = st.secrets.get("auth", {})
+    try:
+        section = st.secrets.get("auth") or {}
+    except FileNotFoundError:  # no secrets file (st.user can still say sign-in is on, e.g. under AppTest)
+        return []
     return [name for name, value in section.items() if isinstance(value, Mapping)]
 
 
