@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from response_streaming.chat import start_turn
 from response_streaming.config import Settings
@@ -321,3 +321,31 @@ def test_stop_reaches_a_generation_running_in_another_process(url, child):
         assert answer.status == "stopped" and answer.content == text_of(gens.read(gid))
     finally:
         gens.close()
+
+
+@pytest.mark.postgres
+def test_a_lost_listen_connection_only_delays_followers(postgres):
+    """The log is the truth: with every LISTEN connection killed mid-answer, a follower in another process
+    still gets every chunk (by polling) and the listener reconnects."""
+    url = postgres()
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, url], stdout=subprocess.PIPE, text=True)
+    store = Store(url)
+    gens = Generations(store)
+    try:
+        cid, gid = proc.stdout.readline().split()
+        wait_for(lambda: gens.log.hub.waker.version(gid) > 0, 30, "a notification")  # LISTEN works
+        with store.engine.begin() as conn:
+            killed = conn.execute(
+                text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+            ).scalar()
+        assert killed >= 1
+        after = gens.read(gid)[-1].seq
+        gens.stop(gid, wait=0)  # the child still ends it: the flag in the database reaches it
+        rest = list(gens.follow(gid, after=after))
+        assert [c.seq for c in rest] == list(range(after + 1, after + 1 + len(rest)))
+        assert rest[-1].data["status"] == "stopped"
+        assert text_of(gens.read(gid)) == store.messages(cid)[-1].content
+    finally:
+        gens.close()
+        proc.kill()
+        proc.wait(10)

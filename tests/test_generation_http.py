@@ -21,6 +21,7 @@ from response_streaming.errors import Throttled
 from response_streaming.events import Params
 from response_streaming.generation import Generations
 from response_streaming.generation.log import Log
+from response_streaming.generation.recovery import purge
 from response_streaming.providers.replay import ReplayProvider
 from response_streaming.server import create_app
 from response_streaming.store import Store
@@ -201,3 +202,17 @@ def test_sigterm_to_serve_saves_the_answer_and_ends_its_stream_at_once(tmp_path)
         assert "".join(c.text for c in log.read(gid) if c.kind == "text") == text_of(events)
     finally:
         log.close()
+
+
+def test_an_expired_generation_is_a_404(api_server, url):
+    gens = Generations(Store(url), Settings(generation_retention=0))
+    try:
+        base = server(api_server, gens, ReplayProvider(text="short"))
+        gid = httpx.post(f"{base}/v1/stream", json=ASK, timeout=30).headers["x-generation-id"]
+        assert httpx.get(f"{base}/v1/stream/{gid}", timeout=10).status_code == 200  # ended: it replays
+        gens.wait(gid, 10)
+        purge(gens)  # what the sweeper does once the retention time has passed
+        r = httpx.get(f"{base}/v1/stream/{gid}", timeout=10)
+        assert r.status_code == 404 and r.json()["error"]["type"] == "GenerationNotFound"
+    finally:
+        gens.close()
