@@ -108,3 +108,19 @@ def test_users_are_kept_apart_and_a_foreign_email_is_refused(monkeypatch, tmp_pa
     assert "mallory@evil.example is not allowed to use this app" in mallory.error[0].value
     assert [b.label for b in mallory.button] == ["Sign out"] and len(mallory.text_area) == 0
     st.cache_resource.clear()
+
+
+def test_renaming_a_conversation_deleted_meanwhile_says_so_in_one_line(monkeypatch, tmp_path):
+    st.cache_resource.clear()
+    at = page_as(monkeypatch, tmp_path, signed_in("alice", "alice@team.example")).run()
+    at.text_area[0].input("soon gone")
+    at.button(key="go").click().run()
+    history = Store(f"sqlite:///{tmp_path / 'history.sqlite3'}")
+    [conv] = history.list_conversations()
+    at.run()  # the page as drawn with the conversation open (its title field)
+    history.delete_conversation(conv["id"])  # in another tab
+    at.text_input(key=f"title-{conv['id']}").input("new title").run()
+    assert not at.exception
+    assert any("doesn't exist" in i.value for i in at.info)
+    assert history.list_conversations() == []
+    st.cache_resource.clear()

@@ -12,6 +12,7 @@ import streamlit as st
 from .. import users
 from ..export import export_json, export_markdown
 from ..config import Settings
+from ..errors import ConversationNotFound
 from ..events import Params
 from ..providers import PROVIDERS
 from ..render import sanitize
@@ -58,7 +59,10 @@ def conversations(box, store: Store, cid: str | None, conversation: dict | None)
 
 
 def _rename(store: Store, cid: str) -> None:
-    store.rename_conversation(cid, st.session_state.get(f"title-{cid}", ""))
+    try:
+        store.rename_conversation(cid, st.session_state.get(f"title-{cid}", ""))
+    except ConversationNotFound:  # deleted in another tab meanwhile: the run this triggers says so, in one line
+        pass
 
 
 @st.dialog("Delete this conversation?")
