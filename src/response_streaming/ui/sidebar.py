@@ -70,7 +70,10 @@ def _confirm_delete(store: Store, cid: str, title: str) -> None:
     st.write(f"“{plain(title)}” and all its messages will be deleted, for every tab and replica. This can't be undone.")
     with st.container(horizontal=True):
         if st.button("Delete", key="confirm-delete", type="primary", icon=":material/delete:"):
-            store.delete_conversation(cid)
+            try:
+                store.delete_conversation(cid)
+            except ConversationNotFound:  # already deleted in another tab: the outcome asked for
+                pass
             open_conversation(None)
             st.rerun()
         if st.button("Cancel", key="cancel-delete"):
