@@ -62,7 +62,9 @@ class Generations:
         atexit.register(self.close)
 
     # Starting -----------------------------------------------------------------------------
-    def reserve(self, conversation_id: str | None = None, principal: str | None = None) -> str:
+    def reserve(
+        self, conversation_id: str | None = None, principal: str | None = None, provider: str = "", model: str = ""
+    ) -> str:
         """Claim a new generation id (and the conversation: at most one runs in each). `start` it or `cancel` it.
 
         Raises `ConversationBusy` when one is running there, unless its owner is dead: then it is
@@ -80,8 +82,8 @@ class Generations:
             stop_requested=False,
             heartbeat_at=now,
             started_at=now,
-            provider="",
-            model="",
+            provider=provider,
+            model=model,
             error="",
             metrics={},
             principal=principal,
@@ -144,12 +146,16 @@ class Generations:
         `meta["generation_id"]` (or, with `message_id`, that message becomes streaming: `continues=True`
         appends the new text to it when the generation ends).
         """
-        gid = generation_id or self.reserve(conversation_id, principal)
-        try:
-            message_id = self._link_message(gid, provider, params, conversation_id, message_id, continues)
-        except BaseException:
-            self.cancel(gid)
-            raise
+        if generation_id is None and conversation_id is None and message_id is None:
+            # No message to link (HTTP, CLI): one transaction before the model is asked.
+            gid = self.reserve(None, principal, provider.name, provider.model)
+        else:
+            gid = generation_id or self.reserve(conversation_id, principal)
+            try:
+                message_id = self._link_message(gid, provider, params, conversation_id, message_id, continues)
+            except BaseException:
+                self.cancel(gid)
+                raise
         job = Job(
             self.log,
             gid,
