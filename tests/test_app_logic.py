@@ -208,3 +208,22 @@ def test_the_local_model_picked_in_the_sidebar_reaches_the_provider(app, monkeyp
     app.button(key="go").click().run()
     assert not app.exception
     assert asked == [("local", "gemma3")]
+
+
+def test_the_think_control_shows_where_it_switches_something_and_reaches_the_provider(app, monkeypatch):
+    from response_streaming.providers.replay import ReplayProvider
+
+    class Asked(ReplayProvider):
+        def stream(self, messages, params):
+            asked.append(params.reasoning)
+            return super().stream(messages, params)
+
+    asked: list[str] = []
+    use_provider(monkeypatch, lambda s: Asked(text="Hi."))
+    assert not [s for s in app.selectbox if s.key == "reasoning"]  # the replay provider has no effort to set
+    app.selectbox(key="provider").set_value("openai").run()
+    app.selectbox(key="reasoning").set_value("high").run()
+    app.text_area[0].input("Hello")
+    app.button(key="go").click().run()
+    assert not app.exception
+    assert asked == ["high"]

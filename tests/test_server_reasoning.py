@@ -243,8 +243,11 @@ def test_inline_families_write_their_tags(serve, model, thought):
 
 
 def test_our_sse_reasoning_event(serve):
-    base = serve(Recording())
-    raw = httpx.post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}]}).content
+    provider = Recording()
+    base = serve(provider)
+    ask = {"messages": [{"role": "user", "content": "x"}], "params": {"reasoning": "low"}}
+    raw = httpx.post(f"{base}/v1/stream", json=ask).content
+    assert provider.asked[0][1].reasoning == "low"
     events = list(SSEDecoder().iter_bytes(iter([raw])))
     thinking = [json.loads(e.data) for e in events if e.event == "reasoning"]
     # However the log batched them, the events give back the thinking exactly, redacted bytes included.

@@ -1,7 +1,8 @@
 """Our own plain SSE endpoint: `POST /v1/stream` streams our events as they are, nothing to emulate.
 
 Request: `{"messages": [{"role": "user"|"assistant", "content": "..."}], "params": {"max_tokens",
-"temperature", "top_p", "stop": [...], "system"}}` (`params` and each of its fields optional).
+"temperature", "top_p", "stop": [...], "system", "reasoning": "low"|"medium"|"high"}}` (`params` and
+each of its fields optional).
 
 The answer is a durable generation: it runs on its own, its events are kept in the generation log,
 and a client that disconnects stops nothing. The response carries `X-Generation-Id`; every event
@@ -25,17 +26,16 @@ keys, only the key that started a generation may attach to it or stop it.
 
 from __future__ import annotations
 
-
 import hashlib
 
 import anyio
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..errors import BadRequest, GenerationNotFound, ResponseStreamingError
 from ..events import Message, Params
 from ..generation import Chunk, GenerationInfo
+from ..wire.bedrock.common import effort_asked
 from ..wire.sse import sse_json
 from .follow import FollowResponse
 from .generation import INTERNAL
@@ -52,9 +52,11 @@ def parse_stream_request(body, default: Params, limits: Limits = DEFAULT_LIMITS)
             raise BadRequest(f'messages[{i}] must be {{"role": "user" or "assistant", "content": a string}}.')
         messages.append(Message(m["role"], m["content"]))
     given = require_object(body.get("params") or {}, "'params'")
-    unknown = sorted(set(given) - {"max_tokens", "temperature", "top_p", "stop", "system"})
+    unknown = sorted(set(given) - {"max_tokens", "temperature", "top_p", "stop", "system", "reasoning"})
     if unknown:
-        raise BadRequest(f"params.{unknown[0]} is unknown: use max_tokens, temperature, top_p, stop or system.")
+        raise BadRequest(
+            f"params.{unknown[0]} is unknown: use max_tokens, temperature, top_p, stop, system or reasoning."
+        )
     system = given.get("system")
     if system is not None and not isinstance(system, str):
         raise BadRequest("params.system must be a string.")
@@ -67,6 +69,7 @@ def parse_stream_request(body, default: Params, limits: Limits = DEFAULT_LIMITS)
         stop=stop_list(given["stop"], "params.stop", limits) if "stop" in given else default.stop,
         system=system or "",
         names={k: f"params.{k}" for k in ("max_tokens", "temperature", "top_p")},
+        reasoning=effort_asked(given.get("reasoning"), "params.reasoning"),
     )
     return check_conversation(messages, params, limits), params
 

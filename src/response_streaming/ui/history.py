@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from ..store import StoredMessage
-from . import messages
+from . import messages, thinking
 from .cache import render_cache
 
 WINDOW = 40  # messages drawn at first, and added by each click on "Show earlier messages"
@@ -51,6 +51,8 @@ def show(cid: str, msgs: Sequence[StoredMessage]) -> int | None:
     for m in msgs[start:end]:
         f = messages.frame(m.role, actions=False)
         f.box.markdown(cache.markdown(m))
+        if m.role == "assistant":
+            thinking.show_stored(f.thought, m.meta)
         if m.role == "assistant":
             messages.answer_footer(f, m, last=False)
     return msgs[end - 1].id if end > 0 else None

@@ -13,16 +13,19 @@ from ..chat import join_continuation
 from ..generation import Generations
 from ..render import LiveMarkdown, sanitize
 from .format import metrics_line, status_note, waiting_line
+from .thinking import LiveThought
 
 HEARTBEAT = 0.1  # seconds a read waits for new text before the page refreshes its metrics
 CHECK_EVERY = 2.0  # seconds between two looks at the generation's state while nothing arrives
 
 
-def stream_into(gens: Generations, gid: str, box, stats, prior: str = "") -> str:
+def stream_into(gens: Generations, gid: str, box, stats, prior: str = "", thought=None) -> str:
     """Draw the generation `gid` into `box` and its live metrics into `stats` until it ends; returns its status.
 
     `prior`: the text the answer already had (Continue), drawn first; the new text is joined to it.
+    `thought`: where the model's thinking goes (an `st.empty`; see `thinking.LiveThought`), if it thinks.
     """
+    thinking = LiveThought(thought) if thought is not None else None
     info = gens.get(gid)
     provider, model = (info.provider, info.model) if info else ("", "")
     view = LiveMarkdown(box)
@@ -35,6 +38,12 @@ def stream_into(gens: Generations, gid: str, box, stats, prior: str = "") -> str
         chunks = gens.read(gid, after, wait=HEARTBEAT)
         for chunk in chunks:
             after = chunk.seq
+            if chunk.kind == "reasoning":
+                if thinking is not None:
+                    thinking.update(chunk.text, chunk.data)
+                continue
+            if thinking is not None and thinking.open:
+                thinking.close(chunk.data.get("ttft_ms"))  # the answer starts (or the stream ended)
             if chunk.kind == "text":
                 piece = chunk.text
                 if tokens == 0 and prior:
@@ -55,13 +64,17 @@ def stream_into(gens: Generations, gid: str, box, stats, prior: str = "") -> str
                     break
         if status:
             break
-        if first_seen is None:
+        if first_seen is None and thinking is not None and thinking.open:
+            stats.caption(sanitize(f"Thinking… {time.monotonic() - (thinking.seen_at or started):.0f} s"))
+        elif first_seen is None:
             stats.caption(sanitize(waiting_line(time.monotonic() - started, provider, model)))
         else:
             elapsed = time.monotonic() - first_seen
             rate = round((tokens - 1) / elapsed, 2) if tokens > 1 and elapsed > 0 else None
             line = metrics_line({"ttft_ms": ttft, "output_tokens": tokens, "tokens_per_s": rate}, provider, model, live=True)
             stats.caption(sanitize(line))
+    if thinking is not None:
+        thinking.close()
     view.finish(status_note(status))
     final = gens.get(gid)
     if final is not None:

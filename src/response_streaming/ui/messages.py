@@ -18,6 +18,7 @@ import streamlit as st
 
 from ..render import sanitize
 from ..store import StoredMessage
+from . import thinking
 from .cache import render_cache
 from .format import CUT_NOTE, metrics_line, status_note
 
@@ -26,6 +27,7 @@ ACTION_SLOTS = 3
 
 @dataclass
 class Frame:
+    thought: object  # the answer's thinking, above its text (an `st.empty`; see `thinking`)
     box: object  # the message text (a container)
     note: object  # status, error or hint (an `st.empty`)
     metrics: object  # the metrics line (an `st.empty`)
@@ -38,13 +40,14 @@ def frame(role: str, answer: bool = False, actions_key: str | None = None, actio
     `actions=False` leaves out the row of action slots: the earlier messages never get buttons.
     """
     with st.chat_message(role):
+        thought = st.empty()
         box = st.container(key="answer") if answer else st.container()
         note, metrics = st.empty(), st.empty()
         slots = []
         if actions:
             with st.container(horizontal=True, key=actions_key):
                 slots = [st.empty() for _ in range(ACTION_SLOTS)]
-    return Frame(box, note, metrics, slots)
+    return Frame(thought, box, note, metrics, slots)
 
 
 def request(kind: str, **details) -> None:
@@ -73,6 +76,7 @@ def show_tail(cid: str, msgs: Sequence[StoredMessage], live: bool, hide: int | N
         f = frame(m.role, answer=answer, actions_key="actions" if answer else None)
         f.box.markdown(cache.markdown(m))
         if m.role == "assistant":
+            thinking.show_stored(f.thought, m.meta)
             answer_footer(f, m, last and not live)
         elif last and live:
             f.actions[0].button("Edit", key="edit", icon=":material/edit:", type="tertiary", disabled=True)

@@ -13,8 +13,9 @@ from .. import users
 from ..export import export_json, export_markdown
 from ..config import Settings
 from ..errors import ConversationNotFound
-from ..events import Params
+from ..events import EFFORTS, Params
 from ..providers import PROVIDERS
+from ..reasoning import takes_effort
 from ..render import sanitize
 from ..store import Store, StoredMessage
 from .format import plain
@@ -155,7 +156,13 @@ def controls(settings: Settings) -> tuple[Settings, Params]:
         names = users.allowed_providers(settings)  # all, unless RS_ALLOWED_PROVIDERS says fewer
         provider = st.selectbox("Provider", names, index=names.index(settings.provider) if settings.provider in names
                                 else 0, key="provider", format_func=PROVIDER_LABELS.get)
-        _model_field(provider, settings)
+        model = _model_field(provider, settings)
+        if takes_effort(provider, model):  # only where the effort switches something (reasoning.takes_effort)
+            efforts = ["", *EFFORTS]
+            st.selectbox("Think", efforts, index=efforts.index(settings.reasoning), key="reasoning",
+                         format_func=lambda e: e.capitalize() or "Model default", on_change="ignore",
+                         help="Ask the model to think first, with this effort (Claude: a thinking budget of "
+                              "1k / 4k / 16k tokens on top of Max tokens). Its thinking shows above the answer.")
         with st.expander("Parameters", icon=":material/tune:"):
             st.text_input("System prompt", value=settings.system_prompt, key="system", on_change="ignore")
             st.number_input("Temperature", 0.0, 2.0, value=settings.temperature, step=0.1, key="temperature",
@@ -182,7 +189,8 @@ def chosen(settings: Settings) -> tuple[Settings, Params]:
     if f"model-{provider}" in ss:  # the provider's model field, when it has one (`_model_field`)
         model = ss[f"model-{provider}"] or ""
     stops = tuple(_decode_stop(s) for s in ss.get("stop-sequences", []) if s)
+    effort = ss.get("reasoning", settings.reasoning) if takes_effort(provider, model) else ""
     params = Params(max_tokens=int(ss.get("max_tokens") or settings.max_tokens), stop=stops,
                     temperature=ss.get("temperature", settings.temperature), top_p=ss.get("top_p", settings.top_p),
-                    system=ss.get("system", settings.system_prompt) or "")
+                    system=ss.get("system", settings.system_prompt) or "", reasoning=effort or "")
     return settings.model_copy(update={"provider": provider, "model": model}), params

@@ -175,7 +175,7 @@ def _tail(store: Store, settings: Settings) -> None:
     if streaming and answer:
         gid = streaming.meta["generation_id"]
         st.session_state.live = {"gens": gens, "gid": gid}
-        live.stream_into(gens, gid, answer.box, answer.metrics, prior=streaming.content)
+        live.stream_into(gens, gid, answer.box, answer.metrics, prior=streaming.content, thought=answer.thought)
         st.session_state.pop("live", None)
         st.session_state.seen = signature(store, cid)  # the ending is this run's own change
         # Draw the finished answer with its actions and turn Go back on. Only this part reruns,
