@@ -37,12 +37,17 @@ class Tap:
     def stream(self, messages, params):
         run = {"text": "", "closed": False, "events": 0}
         self.runs.append(run)
+        inner = self.inner.stream(messages, params)
         try:
-            for event in self.inner.stream(messages, params):
+            for event in inner:
                 run["events"] += 1
                 run["text"] += getattr(event, "text", "")
                 yield event
         finally:
+            # Closed explicitly, as `yield from` does: a provider stream may be an object, not a generator
+            # (the embedded model's), and a `for` loop alone leaves it to the garbage collector.
+            if hasattr(inner, "close"):
+                inner.close()
             run["closed"] = True
 
 
