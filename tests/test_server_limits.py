@@ -144,12 +144,12 @@ def test_max_tokens_is_capped(serve, local_settings):
     )
 
 
-def test_remote_provider_streams_are_capped_with_a_429_in_each_shape(api_server, monkeypatch):
+def test_remote_provider_streams_are_capped_with_a_429_in_each_shape(api_server, monkeypatch, tmp_path):
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "t")
     # A replay provider named like a remote one: the cap is about the provider's kind, not its wire.
     slow = ReplayProvider(text="word " * 400, rate=40, name="openai")
-    base = api_server(create_app(Settings(provider="replay", max_upstream_streams=1), slow))
+    base = api_server(create_app(Settings(provider="replay", max_upstream_streams=1, data_dir=tmp_path), slow))
     with httpx.stream(
         "POST", f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True}
     ) as first:
@@ -168,6 +168,8 @@ def test_remote_provider_streams_are_capped_with_a_429_in_each_shape(api_server,
         with pytest.raises(ClientError) as err:
             rt.converse_stream(modelId="amazon.nova-lite-v1:0", messages=CONVERSE["messages"])
         assert err.value.response["Error"]["Code"] == "ThrottlingException"
+        ours = httpx.post(f"{base}/v1/stream", json={"messages": CONVERSE_USER})
+        assert ours.status_code == 429 and "RS_MAX_UPSTREAM_STREAMS" in ours.json()["error"]["message"]
     # The slot is given back when the first stream ends (its client left).
     wait_for(lambda: httpx.get(f"{base}/health").json()["generations"] == 0)
     r = httpx.post(f"{base}/v1/chat/completions", json={"messages": CONVERSE_USER, "max_tokens": 3})
