@@ -49,8 +49,9 @@ class Request:
     body: dict
 
 
-def _events(pieces, stop="end_turn", usage=(9, None), latency=120, finish=True):
-    events = [TextDelta(p) for p in pieces]
+def _events(pieces, stop="end_turn", usage=(9, None), latency=120, finish=True, thinking=()):
+    """`thinking`: ReasoningDeltas streamed before the text, as a reasoning model sends them."""
+    events = [*thinking, *(TextDelta(p) for p in pieces)]
     if finish:
         events += [Usage(usage[0], usage[1] if usage[1] is not None else len(pieces)), Finish(stop, latency_ms=latency)]
     return events

@@ -51,3 +51,4 @@ def test_thinking_streams_then_collapses_and_survives_a_reload(streamlit_server,
     again.locator("summary").click()
     expect(again.get_by_text(re.compile(r"step0 step1 .* step23"))).to_be_visible()
     assert visible_text(answer_text(page)) == visible_text(ANSWER)
+    expect(page.get_by_text(re.compile(r"first thought \d+ ms · first token \d+ ms"))).to_be_visible()

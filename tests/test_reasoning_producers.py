@@ -203,3 +203,45 @@ def test_openai_compatible_shapes_through_http(loopback, shape):
     events = list(provider.stream(ASK, Params(max_tokens=64)))
     assert split(events) == (fx.THOUGHT, fx.ANSWER)
     assert events[-2:] == [Usage(12, 30), Finish("end_turn")]
+
+
+@pytest.mark.parametrize("family", ["anthropic", "deepseek", "openai"])
+def test_the_fake_bedrock_streams_thinking_through_the_encoders_serve_uses(fake, family):
+    """The fake's replies come from the same encoders as `serve`: boto3 and our reader get the thinking back."""
+    from bedrock_fake import converse_reply, invoke_reply
+
+    thinking = [ReasoningDelta("Adding"), ReasoningDelta(" up."), ReasoningDelta(signature=fx.SIGNATURE)]
+    model = {
+        "anthropic": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "deepseek": "us.deepseek.r1-v1:0",
+        "openai": "openai.gpt-oss-20b-1:0",
+    }[family]
+    fake.push(
+        converse_reply(["It is", " 4."], thinking=thinking), invoke_reply(family, ["It is", " 4."], thinking=thinking)
+    )
+    via_converse = list(bedrock(fake, model).stream(ASK, Params(max_tokens=64)))
+    assert [e for e in via_converse if isinstance(e, ReasoningDelta)] == thinking
+    via_invoke = list(bedrock(fake, model, "invoke").stream(ASK, Params(max_tokens=64)))
+    assert split(via_invoke) == ("Adding up.", "It is 4.")  # inline families carry no signature
+    if family == "anthropic":
+        assert [e for e in via_invoke if isinstance(e, ReasoningDelta)] == thinking
+
+
+def test_the_embedded_model_stream_is_split_too():
+    """LocalStream wraps the engine's events in the tag splitter (a model that thinks in `<think>` tags)."""
+    from response_streaming.events import Finish
+    from response_streaming.providers.local import LocalStream
+
+    class Engine:
+        def release(self, req, wait=True):
+            pass
+
+    class Thinker:
+        engine = Engine()
+
+        def _events(self, messages, params, handle):
+            yield from (TextDelta(t) for t in ("<thi", "nk>Hmm, 2+2", ".</think>\n", "4."))
+            yield Finish("end_turn")
+
+    events = list(LocalStream(Thinker(), ASK, Params()))
+    assert events == [ReasoningDelta("Hmm, 2+2"), ReasoningDelta("."), TextDelta("4."), Finish("end_turn")]

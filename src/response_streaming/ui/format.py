@@ -21,6 +21,8 @@ def plain(text: str) -> str:
 def metrics_line(m: dict, provider: str = "", model: str = "", live: bool = False) -> str:
     """'first token 210 ms · 38.5 tokens/s · 41 in / 60 out · ≈ $0.00031 · model (provider)'."""
     parts = []
+    if m.get("ttfr_ms") is not None:  # a model that thought first: its first thought, then its first token
+        parts.append(f"first thought {m['ttfr_ms']} ms")
     if m.get("ttft_ms") is not None:
         parts.append(f"first token {m['ttft_ms']} ms")
     if m.get("tokens_per_s"):
