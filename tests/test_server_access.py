@@ -25,7 +25,7 @@ from response_streaming.errors import ConfigError
 from response_streaming.providers.replay import ReplayProvider
 from response_streaming.server import check_exposure
 from tests.conftest import BIN, free_port
-from tests.test_server_openai import TEXT, Tap, server_lines, wait_for
+from tests.test_server_openai import PROTOCOLS, TEXT, Tap, http, server_lines, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 CONVERSE = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
@@ -39,12 +39,17 @@ def error_of(r: httpx.Response) -> str:
 
 
 @pytest.fixture()
-def serve(api_server):
+def serve(api_server, protocol):
+    """`serve(settings)` -> (base URL, Tap); the test's httpx requests (`http(base)`) use `protocol`:
+    every check below holds over HTTP/1.1 and HTTP/2 (where the Host name is the `:authority`)."""
+
     def start(settings: Settings | None = None, text: str = TEXT, **provider_kw):
         tap = Tap(ReplayProvider(text=text, **provider_kw))
         from response_streaming.server import create_app
 
-        return api_server(create_app(settings or Settings(provider="replay"), tap)), tap
+        base = api_server(create_app(settings or Settings(provider="replay"), tap))
+        PROTOCOLS[base] = protocol
+        return base, tap
 
     return start
 
@@ -53,26 +58,27 @@ def test_foreign_host_is_refused_in_each_apis_shape(serve, caplog):
     caplog.set_level(logging.INFO, logger="response_streaming.server")
     base, tap = serve()
     for path, body in ROUTES:
-        r = httpx.post(base + path, json=body, headers={"host": "evil.example"})
+        r = http(base).post(base + path, json=body, headers={"host": "evil.example"})
         assert r.status_code == 403 and "RS_ALLOWED_HOSTS" in error_of(r)
     assert (
-        httpx.post(base + ROUTES[2][0], json=CONVERSE, headers={"host": "evil.example"})
+        http(base)
+        .post(base + ROUTES[2][0], json=CONVERSE, headers={"host": "evil.example"})
         .headers["x-amzn-errortype"]
         .startswith("AccessDeniedException")
     )
-    assert httpx.get(f"{base}/health", headers={"host": "evil.example:80"}).status_code == 403
+    assert http(base).get(f"{base}/health", headers={"host": "evil.example:80"}).status_code == 403
     port = base.rsplit(":", 1)[1]
     for host in (f"localhost:{port}", "127.0.0.1", f"[::1]:{port}", "LOCALHOST"):
-        assert httpx.get(f"{base}/health", headers={"host": host}).status_code == 200, host
+        assert http(base).get(f"{base}/health", headers={"host": host}).status_code == 200, host
     assert tap.runs == []
     assert any("status=403" in ln and "AccessDenied" in ln for ln in server_lines(caplog))
 
 
 def test_allowed_hosts_setting(serve):
     base, _ = serve(Settings(provider="replay", allowed_hosts="llm.example.com, 10.0.0.5"))
-    assert httpx.get(f"{base}/health", headers={"host": "llm.example.com:8000"}).status_code == 200
-    assert httpx.get(f"{base}/health", headers={"host": "10.0.0.5"}).status_code == 200
-    assert httpx.get(f"{base}/health", headers={"host": "other.example.com"}).status_code == 403
+    assert http(base).get(f"{base}/health", headers={"host": "llm.example.com:8000"}).status_code == 200
+    assert http(base).get(f"{base}/health", headers={"host": "10.0.0.5"}).status_code == 200
+    assert http(base).get(f"{base}/health", headers={"host": "other.example.com"}).status_code == 403
 
 
 def test_bound_to_a_network_address_loopback_names_are_not_enough():
@@ -90,11 +96,11 @@ def test_bound_to_a_network_address_loopback_names_are_not_enough():
 
 def test_foreign_origin_is_refused_and_listed_origin_gets_cors(serve):
     base, tap = serve(Settings(provider="replay", allowed_origins="https://app.example.com"))
-    r = httpx.post(f"{base}/v1/chat/completions", json=CHAT, headers={"origin": "https://evil.example"})
+    r = http(base).post(f"{base}/v1/chat/completions", json=CHAT, headers={"origin": "https://evil.example"})
     assert r.status_code == 403 and "RS_ALLOWED_ORIGINS" in error_of(r)
     assert "access-control-allow-origin" not in r.headers
-    assert httpx.post(f"{base}/v1/chat/completions", json=CHAT, headers={"origin": "null"}).status_code == 403
-    pre = httpx.options(
+    assert http(base).post(f"{base}/v1/chat/completions", json=CHAT, headers={"origin": "null"}).status_code == 403
+    pre = http(base).options(
         f"{base}/v1/chat/completions",
         headers={
             "origin": "https://evil.example",
@@ -105,7 +111,7 @@ def test_foreign_origin_is_refused_and_listed_origin_gets_cors(serve):
     assert pre.status_code == 403 and "access-control-allow-origin" not in pre.headers
     assert tap.runs == []
 
-    pre = httpx.options(
+    pre = http(base).options(
         f"{base}/v1/chat/completions",
         headers={
             "origin": "https://app.example.com",
@@ -117,10 +123,10 @@ def test_foreign_origin_is_refused_and_listed_origin_gets_cors(serve):
     assert pre.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "POST" in pre.headers["access-control-allow-methods"]
     assert pre.headers["access-control-allow-headers"] == "content-type, authorization"
-    ok = httpx.post(f"{base}/v1/chat/completions", json=CHAT, headers={"origin": "https://app.example.com"})
+    ok = http(base).post(f"{base}/v1/chat/completions", json=CHAT, headers={"origin": "https://app.example.com"})
     assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == TEXT
     assert ok.headers["access-control-allow-origin"] == "https://app.example.com" and ok.headers["vary"] == "Origin"
-    plain = httpx.post(f"{base}/v1/chat/completions", json=CHAT)  # no Origin: not a browser, no CORS headers
+    plain = http(base).post(f"{base}/v1/chat/completions", json=CHAT)  # no Origin: not a browser, no CORS headers
     assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers
 
 
@@ -132,12 +138,12 @@ def test_bodies_must_be_json(serve, content_type):
     base, tap = serve()
     headers = {"content-type": content_type} if content_type else {}
     for path, body in ROUTES:
-        r = httpx.post(base + path, content=json.dumps(body).encode(), headers=headers)
+        r = http(base).post(base + path, content=json.dumps(body).encode(), headers=headers)
         if content_type is None and path.startswith("/model/"):
             assert r.status_code == 200  # boto3's InvokeModel sends no Content-Type; Bedrock assumes JSON
             continue
         assert r.status_code == 415 and "application/json" in error_of(r), (path, content_type)
-    r = httpx.post(base + ROUTES[2][0], content=b"{}", headers={"content-type": "text/plain"})
+    r = http(base).post(base + ROUTES[2][0], content=b"{}", headers={"content-type": "text/plain"})
     assert r.headers["x-amzn-errortype"].startswith("ValidationException")
     if content_type is not None:
         assert tap.runs == []
@@ -156,12 +162,12 @@ def test_bearer_keys_for_openai_and_our_api(serve):
             model="m", messages=CHAT["messages"]
         )
     assert err.value.status_code == 401 and err.value.body["type"] == "authentication_error"
-    r = httpx.post(f"{base}/v1/stream", json=CHAT)
+    r = http(base).post(f"{base}/v1/stream", json=CHAT)
     assert r.status_code == 401 and "Authorization: Bearer" in error_of(r)
-    r = httpx.post(f"{base}/v1/stream", json=CHAT, headers={"authorization": "Bearer k-two"})
+    r = http(base).post(f"{base}/v1/stream", json=CHAT, headers={"authorization": "Bearer k-two"})
     assert r.status_code == 200 and "event: finish" in r.text
-    assert httpx.get(f"{base}/health").status_code == 200  # probes need no key
-    assert httpx.get(f"{base}/v1/models").status_code == 401
+    assert http(base).get(f"{base}/health").status_code == 200  # probes need no key
+    assert http(base).get(f"{base}/v1/models").status_code == 401
     assert len(tap.runs) == 3
 
 
@@ -205,7 +211,7 @@ def test_a_replayed_signature_for_another_body_is_refused(serve):
     headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in captured["headers"].items()}
     headers.pop("Content-Length", None)
     other = json.dumps({"messages": [{"role": "user", "content": [{"text": "something else"}]}]})
-    r = httpx.post(f"{base}/model/amazon.nova-lite-v1%3A0/converse", content=other, headers=headers)
+    r = http(base).post(f"{base}/model/amazon.nova-lite-v1%3A0/converse", content=other, headers=headers)
     assert r.status_code == 401 and "does not match" in r.json()["message"]
     assert len(tap.runs) == 1
 
