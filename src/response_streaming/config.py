@@ -107,8 +107,8 @@ class Settings(BaseSettings):
                                       "(bedrock, openai) before answering 429 (RS_MAX_UPSTREAM_STREAMS).")
     body_timeout: float = Field(30.0, gt=0, description="Seconds a client may take to send a request body "
                                 "(RS_BODY_TIMEOUT); slower gets 408.")
-    header_timeout: float = Field(10.0, gt=0, description="Seconds a client may take to send request headers, and "
-                                  "that an idle keep-alive connection stays open (RS_HEADER_TIMEOUT).")
+    header_timeout: float = Field(10.0, gt=0, description="Seconds a client may take to send its request headers "
+                                  "before the connection is closed (RS_HEADER_TIMEOUT).")
 
     def default_params(self) -> Params:
         return Params(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
