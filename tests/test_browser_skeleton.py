@@ -40,7 +40,8 @@ def test_answer_streams_token_by_token_and_ends_as_the_model_produced(streamlit_
         if text and (not seen or text != seen[-1]):
             seen.append(text)
         convs = store.list_conversations()
-        done = convs and any(m.role == "assistant" for m in store.messages(convs[0]["id"]))
+        # Ended: the answer's row exists from the start (status `streaming`) and is written at the end.
+        done = convs and any(m.role == "assistant" and m.status != "streaming" for m in store.messages(convs[0]["id"]))
         if done and "▌" not in text:
             break
         time.sleep(0.03)
