@@ -85,3 +85,20 @@ def test_exports_carry_the_thinking_marked(gens):
     data = json.loads(export_json(conversation, messages))
     assert data["messages"][0]["content"] == ANSWER
     assert data["messages"][0]["reasoning"][1]["redacted"]  # base64, decodable back to the same bytes
+
+
+def test_a_stop_while_thinking_keeps_the_thinking_that_was_shown(gens):
+    cid = gens.store.create_conversation("t")
+    thinking = tuple(ReasoningDelta(f" step{i}") for i in range(200))
+    provider = ReplayProvider(text=ANSWER, thinking=thinking, rate=40)
+    gid = gens.start(provider, [Message("user", "2+2?")], Params(max_tokens=100), conversation_id=cid)
+    seen = []
+    for chunk in gens.follow(gid):
+        seen.append(chunk)
+        if sum(1 for c in seen if c.kind == "reasoning") == 2:
+            gens.stop(gid)
+    assert seen[-1].data["status"] == "stopped" and not any(c.kind == "text" for c in seen)
+    [answer] = gens.store.messages(cid)
+    shown = "".join(c.text for c in seen if c.kind == "reasoning")
+    assert answer.status == "stopped" and answer.content == ""
+    assert shown and "".join(b["text"] for b in answer.meta["reasoning"]) == shown  # nothing seen is lost
