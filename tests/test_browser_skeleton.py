@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from response_streaming.store import Store
 
@@ -45,7 +46,11 @@ def test_answer_streams_token_by_token_and_ends_as_the_model_produced(streamlit_
         if done and "▌" not in text:
             break
         time.sleep(0.03)
-    final = answer.inner_text()
+    # The page has settled when the finished answer is drawn with its actions (between two of the
+    # live view's updates the text can lack its last words for a moment, also after the row is written).
+    expect(page.locator(".st-key-actions")).to_be_visible(timeout=30_000)
+    final = page.locator(".st-key-answer").last.inner_text()
+    seen.append(final)
     [conv] = store.list_conversations()
     produced = store.messages(conv["id"])[-1]
     assert produced.role == "assistant" and produced.status == "complete" and produced.content.strip()
