@@ -3,6 +3,7 @@ process CPU and memory from /proc, medians, the bench text, and writing a result
 
 Only the standard library at import time: the bench pages import this module inside Streamlit.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,12 +25,20 @@ RESULTS = BENCH / "results"
 BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
 # Quiet on a closed network (see shared/DESIGN.md); Playwright adds --headless and a fresh profile.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- processes
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -74,15 +83,31 @@ def stop_process(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-def start_streamlit(script: Path, env: dict[str, str], log: Path, options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+def start_streamlit(
+    script: Path, env: dict[str, str], log: Path, options: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, str]:
     """`streamlit run script` on a free loopback port; no file watcher, so idle CPU stays near zero.
 
     `options` are more Streamlit config options as "name=value" (e.g. "runner.postScriptGC=false").
     """
     port = free_port()
-    args = [str(BIN / "streamlit"), "run", str(script), "--server.port", str(port), "--server.address", "127.0.0.1",
-            "--server.headless", "true", "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-            "--browser.gatherUsageStats", "false"]
+    args = [
+        str(BIN / "streamlit"),
+        "run",
+        str(script),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     for option in options:
         name, value = option.split("=", 1)
         args += [f"--{name}", value]
@@ -120,6 +145,7 @@ def rss_mb(pid: int) -> float:
 
 # ---------------------------------------------------------------- numbers and tables
 
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -135,9 +161,11 @@ def machine() -> str:
     cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     mem = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
     load = os.getloadavg()
-    return (f"{os.cpu_count()} cores ({cpu.group(1).strip() if cpu else '?'}), "
-            f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB RAM, Python {platform.python_version()}, "
-            f"load average at the start {load[0]:.2f}")
+    return (
+        f"{os.cpu_count()} cores ({cpu.group(1).strip() if cpu else '?'}), "
+        f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB RAM, Python {platform.python_version()}, "
+        f"load average at the start {load[0]:.2f}"
+    )
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -159,8 +187,12 @@ def write_result(name: str, title: str, command: str, body: str, out: Path | Non
 
 # ---------------------------------------------------------------- the replayed answer
 
-_WORDS = ("the lighthouse keeper wrote down every ship that passed while the two cats watched the gulls "
-          "argue over a sardine and the tide pulled the sand into long ribbons along the quiet shore").split()
+_STORY = (
+    "the lighthouse keeper wrote down every ship that passed while the two cats watched "
+    "the gulls argue over a sardine and the tide pulled the sand into long "
+    "ribbons along the quiet shore"
+)
+_WORDS = _STORY.split()
 
 
 def bench_text(paragraphs: int = 160) -> str:
@@ -179,9 +211,11 @@ def bench_text(paragraphs: int = 160) -> str:
         words[14] = f"_{words[14]}_"
         parts.append(f"Paragraph {i + 1}: " + " ".join(words) + ".")
         if i % 5 == 2:
-            parts.append("\n".join(f"- item {i}.{k}: {' '.join(words[k:k + 6])}" for k in range(4)))
+            parts.append("\n".join(f"- item {i}.{k}: {' '.join(words[k : k + 6])}" for k in range(4)))
         if i % 9 == 4:
-            parts.append("```\n" + "\n".join(f"step_{i}_{k} = watch(tide={k}, gulls={i % 7})" for k in range(5)) + "\n```")
+            parts.append(
+                "```\n" + "\n".join(f"step_{i}_{k} = watch(tide={k}, gulls={i % 7})" for k in range(5)) + "\n```"
+            )
     return "\n\n".join(parts)
 
 

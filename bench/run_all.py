@@ -3,6 +3,7 @@
 Each writes its table to bench/results/<name>.md (and its raw numbers to <name>.json) and prints it.
 Run on a quiet machine: every number here is a time, and other work on the same cores shows up in it.
 """
+
 import browser
 import durable
 import engine

@@ -3,6 +3,7 @@
 boto3 signs each request (SigV4, dummy keys), botocore retries and parses the binary event stream
 exactly as it would against AWS; only the far end is ours (tests/bedrock_fake.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,17 @@ import sys
 
 import pytest
 
-from bedrock_fake import (FakeBedrock, converse_frames, converse_reply, corrupt, error_reply, exception_reply,
-                          invoke_frames, invoke_reply, stream_reply)
+from bedrock_fake import (
+    FakeBedrock,
+    converse_frames,
+    converse_reply,
+    corrupt,
+    error_reply,
+    exception_reply,
+    invoke_frames,
+    invoke_reply,
+    stream_reply,
+)
 from response_streaming.config import Settings
 from response_streaming.errors import AccessDenied, BadRequest, ConfigError, ModelNotFound, StreamInterrupted, Throttled
 from response_streaming.events import Finish, Message, Params, ReasoningDelta, TextDelta, Usage
@@ -24,10 +34,16 @@ from response_streaming.wire import bedrock as wire
 
 PIECES = ["Once", " upon", " a", " time"]
 ASK = [Message("user", "Tell me a story")]
-MODELS = {"anthropic": "us.anthropic.claude-haiku-4-5-20251001-v1:0", "meta": "meta.llama3-1-8b-instruct-v1:0",
-          "mistral": "mistral.mistral-7b-instruct-v0:2", "titan": "amazon.titan-text-express-v1",
-          "nova": "eu.amazon.nova-lite-v1:0", "cohere": "cohere.command-light-text-v14",
-          "deepseek": "us.deepseek.r1-v1:0", "openai": "openai.gpt-oss-20b-1:0"}
+MODELS = {
+    "anthropic": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "meta": "meta.llama3-1-8b-instruct-v1:0",
+    "mistral": "mistral.mistral-7b-instruct-v0:2",
+    "titan": "amazon.titan-text-express-v1",
+    "nova": "eu.amazon.nova-lite-v1:0",
+    "cohere": "cohere.command-light-text-v14",
+    "deepseek": "us.deepseek.r1-v1:0",
+    "openai": "openai.gpt-oss-20b-1:0",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -50,30 +66,48 @@ def fake():
 
 
 def settings(fake, **kw) -> Settings:
-    base = dict(provider="bedrock", aws_region="us-east-1", bedrock_endpoint_url=fake.url, bedrock_read_timeout=5,
-                bedrock_max_attempts=2)
+    base = dict(
+        provider="bedrock",
+        aws_region="us-east-1",
+        bedrock_endpoint_url=fake.url,
+        bedrock_read_timeout=5,
+        bedrock_max_attempts=2,
+    )
     return Settings(**{**base, **kw})
 
 
-def run(provider, params=Params(max_tokens=16)) -> Recorder:
+SHORT = Params(max_tokens=16)
+
+
+def run(provider, params=SHORT) -> Recorder:
     return Recorder(provider.stream(ASK, params)).run()
 
 
-def drain(provider, params=Params(max_tokens=16)) -> list:
+def drain(provider, params=SHORT) -> list:
     return list(provider.stream(ASK, params))
 
 
 # --- ConverseStream -------------------------------------------------------------------------
 
+
 def test_converse_stream_end_to_end(fake):
     fake.push(converse_reply(PIECES, stop="max_tokens", usage=(11, 4), latency=321))
     provider = make_provider(settings(fake, model="us.amazon.nova-lite-v1:0"))
-    events = list(provider.stream([Message("user", "Hi"), Message("assistant", "Hello"), Message("user", "Story?")],
-                                  Params(max_tokens=4, temperature=0.3, top_p=0.8, stop=("THE END",), system="Be kind")))
+    events = list(
+        provider.stream(
+            [Message("user", "Hi"), Message("assistant", "Hello"), Message("user", "Story?")],
+            Params(max_tokens=4, temperature=0.3, top_p=0.8, stop=("THE END",), system="Be kind"),
+        )
+    )
     assert events == [*map(TextDelta, PIECES), Usage(11, 4), Finish("max_tokens", latency_ms=321)]
     [req] = fake.requests
     assert (req.api, req.model_id) == ("converse-stream", "us.amazon.nova-lite-v1:0")
-    assert req.body["inferenceConfig"] == {"maxTokens": 4, "temperature": 0.3, "topP": 0.8, "stopSequences": ["THE END"]}
+    assert req.body["inferenceConfig"] == {
+        "maxTokens": 4,
+        "temperature": 0.3,
+        "topP": 0.8,
+        "stopSequences": ["THE END"],
+    }
     assert req.body["system"] == [{"text": "Be kind"}]
     assert [m["role"] for m in req.body["messages"]] == ["user", "assistant", "user"]
     # boto3 really signed it, for this region and service.
@@ -100,6 +134,7 @@ def test_aws_endpoint_env_variable_is_honoured(fake, monkeypatch):
 
 # --- InvokeModelWithResponseStream, every family ---------------------------------------------
 
+
 @pytest.mark.parametrize("family", wire.FAMILIES)
 def test_invoke_stream_for_every_family(fake, family):
     fake.push(invoke_reply(family, PIECES, stop="max_tokens", usage=(9, 4), latency=250))
@@ -124,10 +159,12 @@ def test_invoke_stream_without_final_chunk_is_incomplete(fake, family):
 
 # --- Mid-stream exceptions --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", wire.CONVERSE_STREAM_EXCEPTIONS)
 def test_converse_mid_stream_exception_keeps_partial_and_is_not_retried(fake, kind):
-    fake.push(exception_reply(converse_frames(PIECES[:2], finish=False), kind, "Mid-stream trouble"),
-              converse_reply(PIECES))  # a retry would get this: it must not happen
+    fake.push(
+        exception_reply(converse_frames(PIECES[:2], finish=False), kind, "Mid-stream trouble"), converse_reply(PIECES)
+    )  # a retry would get this: it must not happen
     provider = make_provider(settings(fake, bedrock_max_attempts=3))
     rec = Recorder(provider.stream(ASK, Params(max_tokens=16))).run()
     assert isinstance(rec.exception, StreamInterrupted) and (rec.status, rec.text) == ("error", "Once upon")
@@ -146,8 +183,10 @@ def test_invoke_mid_stream_exception_is_an_error_with_partial_text(fake, kind):
 
 
 def test_exception_before_any_text_is_retried(fake):
-    fake.push(exception_reply(converse_frames([], finish=False), "throttlingException", "Too many tokens"),
-              converse_reply(PIECES))
+    fake.push(
+        exception_reply(converse_frames([], finish=False), "throttlingException", "Too many tokens"),
+        converse_reply(PIECES),
+    )
     rec = run(make_provider(settings(fake, bedrock_max_attempts=2)))
     assert (rec.status, rec.text) == ("complete", "".join(PIECES))
     assert len(fake.requests) == 2
@@ -162,13 +201,18 @@ def test_exception_before_any_text_gives_up_after_max_attempts(fake):
 
 
 def test_validation_exception_before_text_is_not_retried(fake):
-    fake.push(exception_reply(converse_frames([], finish=False), "validationException", "Input is too long for requested model."))
+    fake.push(
+        exception_reply(
+            converse_frames([], finish=False), "validationException", "Input is too long for requested model."
+        )
+    )
     with pytest.raises(BadRequest, match="too long"):
         drain(make_provider(settings(fake, bedrock_max_attempts=3)))
     assert len(fake.requests) == 1
 
 
 # --- Broken streams ---------------------------------------------------------------------------
+
 
 def test_stream_without_message_stop_is_incomplete(fake):
     fake.push(stream_reply(converse_frames(PIECES, finish=False)))
@@ -214,16 +258,28 @@ def test_consumer_stopping_early_closes_the_stream(fake):
 
 # --- Errors before the stream -----------------------------------------------------------------
 
-@pytest.mark.parametrize("error_type, aws_message, kind, words", [
-    ("AccessDeniedException", "You don't have access to the model with the specified model ID.", AccessDenied,
-     "has no access to amazon.nova-lite-v1:0 in us-east-1"),
-    ("ResourceNotFoundException", "Model not found.", ModelNotFound, "not offered in us-east-1"),
-    ("ValidationException", "Input is too long for requested model.", BadRequest, "too long"),
-    ("ValidationException", "Invocation of model ID amazon.nova-lite-v1:0 with on-demand throughput isn't supported. "
-     "Retry your request with the ID or ARN of an inference profile that contains this model.", ConfigError,
-     "us.amazon.nova-lite-v1:0"),
-    ("ExpiredTokenException", "The security token included in the request is expired", AccessDenied, "expired"),
-])
+
+@pytest.mark.parametrize(
+    "error_type, aws_message, kind, words",
+    [
+        (
+            "AccessDeniedException",
+            "You don't have access to the model with the specified model ID.",
+            AccessDenied,
+            "has no access to amazon.nova-lite-v1:0 in us-east-1",
+        ),
+        ("ResourceNotFoundException", "Model not found.", ModelNotFound, "not offered in us-east-1"),
+        ("ValidationException", "Input is too long for requested model.", BadRequest, "too long"),
+        (
+            "ValidationException",
+            "Invocation of model ID amazon.nova-lite-v1:0 with on-demand throughput isn't supported. "
+            "Retry your request with the ID or ARN of an inference profile that contains this model.",
+            ConfigError,
+            "us.amazon.nova-lite-v1:0",
+        ),
+        ("ExpiredTokenException", "The security token included in the request is expired", AccessDenied, "expired"),
+    ],
+)
 def test_http_errors_before_the_stream(fake, error_type, aws_message, kind, words):
     fake.push(error_reply(error_type, aws_message))
     with pytest.raises(kind) as info:
@@ -233,8 +289,10 @@ def test_http_errors_before_the_stream(fake, error_type, aws_message, kind, word
 
 
 def test_throttling_is_retried_by_botocore_before_the_stream(fake):
-    fake.push(error_reply("ThrottlingException", "Too many requests, please wait before trying again."),
-              converse_reply(PIECES))
+    fake.push(
+        error_reply("ThrottlingException", "Too many requests, please wait before trying again."),
+        converse_reply(PIECES),
+    )
     rec = run(make_provider(settings(fake, bedrock_max_attempts=2)))
     assert (rec.status, rec.text) == ("complete", "".join(PIECES))
     assert len(fake.requests) == 2
@@ -248,7 +306,7 @@ def test_throttling_gives_up_after_max_attempts(fake):
 
 
 def test_parameters_botocore_refuses_never_reach_bedrock(fake):
-    with pytest.raises(BadRequest, match="Bedrock would reject these parameters: .*maxTokens"):
+    with pytest.raises(BadRequest, match=r"Bedrock would reject these parameters: .*maxTokens"):
         drain(make_provider(settings(fake)), Params(max_tokens=0))
     assert fake.requests == []
 
@@ -276,16 +334,21 @@ def test_unreachable_endpoint_names_it():
     from conftest import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
-    rec = run(make_provider(Settings(provider="bedrock", aws_region="us-east-1", bedrock_endpoint_url=url,
-                                     bedrock_max_attempts=1)))
+    rec = run(
+        make_provider(
+            Settings(provider="bedrock", aws_region="us-east-1", bedrock_endpoint_url=url, bedrock_max_attempts=1)
+        )
+    )
     assert rec.status == "error" and f"Cannot reach Bedrock at {url}" in rec.error
 
 
 def test_retired_model_is_refused_with_a_replacement(fake):
     with pytest.raises(ModelNotFound) as info:
         make_provider(settings(fake, model="cohere.command-text-v14"))
-    assert str(info.value) == (f"The Bedrock model cohere.command-text-v14 was retired on 2025-08-12 and no longer "
-                               f"answers. Use {DEFAULT_MODEL} instead (--model {DEFAULT_MODEL}, or RS_MODEL={DEFAULT_MODEL}).")
+    assert str(info.value) == (
+        f"The Bedrock model cohere.command-text-v14 was retired on 2025-08-12 and no longer "
+        f"answers. Use {DEFAULT_MODEL} instead (--model {DEFAULT_MODEL}, or RS_MODEL={DEFAULT_MODEL})."
+    )
     assert fake.requests == []
 
 
@@ -296,6 +359,7 @@ def test_invoke_with_an_unknown_family_is_a_config_error(fake):
 
 # --- Front ends, through settings -------------------------------------------------------------
 
+
 def _cli_env(fake, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")}
     env.update(RS_BEDROCK_ENDPOINT_URL=fake.url, RS_AWS_REGION="us-east-1", RS_BEDROCK_MAX_ATTEMPTS="1", **extra)
@@ -304,9 +368,25 @@ def _cli_env(fake, **extra) -> dict:
 
 def test_cli_streams_from_bedrock(fake):
     fake.push(converse_reply(PIECES))
-    out = subprocess.run([sys.executable, "-m", "response_streaming.cli", "ask", "Tell me a story", "--provider", "bedrock",
-                          "--model", "us.amazon.nova-micro-v1:0", "--max-tokens", "8"],
-                         env=_cli_env(fake), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "response_streaming.cli",
+            "ask",
+            "Tell me a story",
+            "--provider",
+            "bedrock",
+            "--model",
+            "us.amazon.nova-micro-v1:0",
+            "--max-tokens",
+            "8",
+        ],
+        env=_cli_env(fake),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert (out.returncode, out.stdout) == (0, "Once upon a time\n"), out.stderr
     assert fake.requests[0].model_id == "us.amazon.nova-micro-v1:0"
     assert fake.requests[0].body["inferenceConfig"]["maxTokens"] == 8
@@ -314,14 +394,33 @@ def test_cli_streams_from_bedrock(fake):
 
 def test_cli_reports_mid_stream_failure_and_retired_model(fake):
     fake.push(exception_reply(converse_frames(PIECES[:2], finish=False), "modelStreamErrorException", "GPU fell over"))
-    out = subprocess.run([sys.executable, "-m", "response_streaming.cli", "ask", "hi", "--provider", "bedrock"],
-                         env=_cli_env(fake), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "response_streaming.cli", "ask", "hi", "--provider", "bedrock"],
+        env=_cli_env(fake),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1
     assert out.stdout == "Once upon\n"
     assert "error: The model failed while answering (GPU fell over); the partial answer is kept" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "response_streaming.cli", "ask", "hi", "--provider", "bedrock",
-                          "--model", "cohere.command-text-v14"], env=_cli_env(fake), capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "response_streaming.cli",
+            "ask",
+            "hi",
+            "--provider",
+            "bedrock",
+            "--model",
+            "cohere.command-text-v14",
+        ],
+        env=_cli_env(fake),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1 and "retired on 2025-08-12" in out.stderr and "Traceback" not in out.stderr
 
 

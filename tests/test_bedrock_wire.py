@@ -2,6 +2,7 @@
 
 The bytes are split at random points before botocore sees them, like a network would.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,7 +28,7 @@ class _Raw:
     def __init__(self, data: bytes, seed: int = 0):
         rnd = random.Random(seed)
         cuts = sorted(rnd.sample(range(1, len(data)), min(12, len(data) - 1)))
-        self.parts = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+        self.parts = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
     def stream(self):
         yield from self.parts
@@ -49,13 +50,21 @@ EVENTS = [TextDelta("Hello"), TextDelta(", wörld ✓"), Usage(7, 3), Finish("ma
 @pytest.mark.parametrize("seed", range(5))
 def test_converse_stream_frames_parse_as_boto3_events(seed):
     events = parse(b"".join(wire.encode(wire.ConverseEncoder(), EVENTS)), "ConverseStream", seed)
-    assert [next(iter(e)) for e in events] == ["messageStart", "contentBlockDelta", "contentBlockDelta",
-                                                "contentBlockStop", "messageStop", "metadata"]
+    assert [next(iter(e)) for e in events] == [
+        "messageStart",
+        "contentBlockDelta",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "messageStop",
+        "metadata",
+    ]
     assert events[0]["messageStart"] == {"role": "assistant"}
     assert "".join(e["contentBlockDelta"]["delta"]["text"] for e in events[1:3]) == "Hello, wörld ✓"
     assert events[4]["messageStop"] == {"stopReason": "max_tokens"}
-    assert events[5]["metadata"] == {"usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10},
-                                     "metrics": {"latencyMs": 42}}
+    assert events[5]["metadata"] == {
+        "usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10},
+        "metrics": {"latencyMs": 42},
+    }
 
 
 def test_converse_without_finish_sends_no_message_stop():
@@ -95,9 +104,15 @@ def test_in_stream_exceptions_raise_eventstreamerror_with_their_code(kind):
     assert info.value.response["Error"]["Message"] == "boom"
 
 
-@pytest.mark.parametrize("err, kind", [(Throttled("t"), "throttlingException"), (BadRequest("b"), "validationException"),
-                                       (ProviderUnavailable("u"), "serviceUnavailableException"),
-                                       (RuntimeError("secret detail"), "modelStreamErrorException")])
+@pytest.mark.parametrize(
+    "err, kind",
+    [
+        (Throttled("t"), "throttlingException"),
+        (BadRequest("b"), "validationException"),
+        (ProviderUnavailable("u"), "serviceUnavailableException"),
+        (RuntimeError("secret detail"), "modelStreamErrorException"),
+    ],
+)
 def test_stream_exception_frame_for_our_errors(err, kind):
     with pytest.raises(EventStreamError) as info:
         parse(wire.stream_exception_frame(err), "ConverseStream")
@@ -105,14 +120,21 @@ def test_stream_exception_frame_for_our_errors(err, kind):
     assert "secret detail" not in info.value.response["Error"]["Message"]
 
 
-@pytest.mark.parametrize("err, status, kind", [(AccessDenied("a"), 403, "AccessDeniedException"),
-                                               (ModelNotFound("m"), 404, "ResourceNotFoundException"),
-                                               (BadRequest("b"), 400, "ValidationException"),
-                                               (Throttled("t"), 429, "ThrottlingException")])
+@pytest.mark.parametrize(
+    "err, status, kind",
+    [
+        (AccessDenied("a"), 403, "AccessDeniedException"),
+        (ModelNotFound("m"), 404, "ResourceNotFoundException"),
+        (BadRequest("b"), 400, "ValidationException"),
+        (Throttled("t"), 429, "ThrottlingException"),
+    ],
+)
 def test_error_responses_parse_as_botocore_errors(err, status, kind):
     code, headers, body = wire.error_response_for(err)
     assert code == status
-    parsed = RestJSONParser().parse({"status_code": code, "headers": {k.lower(): v for k, v in headers.items()},
-                                     "body": body}, MODEL.operation_model("ConverseStream").output_shape)
+    parsed = RestJSONParser().parse(
+        {"status_code": code, "headers": {k.lower(): v for k, v in headers.items()}, "body": body},
+        MODEL.operation_model("ConverseStream").output_shape,
+    )
     assert parsed["Error"]["Code"] == kind
     assert parsed["Error"]["Message"] == str(err)

@@ -1,4 +1,5 @@
 """The Bedrock price table and the cost shown under answers."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,9 @@ def test_profiles_arns_and_version_suffixes_find_the_base_price():
     haiku = BEDROCK_PRICES["anthropic.claude-3-5-haiku-20241022-v1:0"]
     assert base_model_id("us.anthropic.claude-3-5-haiku-20241022-v1:0") == "anthropic.claude-3-5-haiku-20241022-v1:0"
     assert price_of("eu.anthropic.claude-3-5-haiku-20241022-v1:0") == haiku
-    assert price_of("arn:aws:bedrock:us-east-1:123:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0") == haiku
+    assert (
+        price_of("arn:aws:bedrock:us-east-1:123:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0") == haiku
+    )
     assert price_of("amazon.nova-lite-v1") == BEDROCK_PRICES["amazon.nova-lite-v1:0"]
     assert price_of("acme.unknown-model-v1:0") is None
 
@@ -43,7 +46,9 @@ def test_costs_read_well():
 def test_the_metrics_line_shows_speed_tokens_and_cost():
     m = {"ttft_ms": 210, "tokens_per_s": 38.46, "input_tokens": 2000, "output_tokens": 500}
     line = metrics_line(m, "bedrock", "amazon.nova-lite-v1:0")
-    assert line == "first token 210 ms · 38.5 tokens/s · 2000 in / 500 out · ≈ $0.00024 · amazon.nova-lite-v1:0 (bedrock)"
+    assert (
+        line == "first token 210 ms · 38.5 tokens/s · 2000 in / 500 out · ≈ $0.00024 · amazon.nova-lite-v1:0 (bedrock)"
+    )
     live = metrics_line({"ttft_ms": 210, "output_tokens": 500}, "bedrock", "amazon.nova-lite-v1:0", live=True)
     assert live.startswith("streaming · ") and "≈ $0.00012 so far" in live  # input tokens come with the end
     assert "$" not in metrics_line(m, "local", "gemma.gguf")

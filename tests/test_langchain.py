@@ -1,4 +1,5 @@
 """The lab's library face: a LangChain callback handler receives every token; memory across calls."""
+
 from __future__ import annotations
 
 import importlib
@@ -25,6 +26,7 @@ def lib(monkeypatch, local_settings):
     monkeypatch.setenv("RS_MAX_TOKENS", "24")
     monkeypatch.setenv("RS_TEMPERATURE", "0")
     import streaming_lib
+
     importlib.reload(streaming_lib)
     yield streaming_lib
     streaming_lib.reset_memory()
@@ -40,6 +42,7 @@ def test_every_token_reaches_the_callback_and_joins_to_the_answer(lib):
 
 def test_get_llm_is_a_langchain_chat_model_with_the_callback(lib):
     from langchain_core.language_models import BaseChatModel
+
     cb = Collect()
     llm = lib.get_llm(cb)
     assert isinstance(llm, BaseChatModel) and cb in llm.callbacks
@@ -58,7 +61,11 @@ def test_conversation_is_remembered_across_calls(lib, monkeypatch):
     monkeypatch.setattr(lib, "make_provider", lambda settings: Spy(text="Nice to meet you, Ada."))
     lib.get_streaming_response("My name is Ada.", Collect())
     lib.get_streaming_response("What is my name?", Collect())
-    assert seen[1] == [("user", "My name is Ada."), ("assistant", "Nice to meet you, Ada."), ("user", "What is my name?")]
+    assert seen[1] == [
+        ("user", "My name is Ada."),
+        ("assistant", "Nice to meet you, Ada."),
+        ("user", "What is my name?"),
+    ]
 
 
 def test_memory_on_the_real_model(lib):

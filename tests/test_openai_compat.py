@@ -2,6 +2,7 @@
 not write) on the bundled GGUF, plus a tiny scripted server for what llama.cpp's server never sends:
 its real bytes and hand-written ones split at random points, gzip and deflate event streams (as a
 proxy may send them), Ollama's and vLLM's 404 bodies, 429, 5xx, broken streams."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,15 @@ import pytest
 from conftest import LLAMA_SERVER_KEY as KEY
 from conftest import free_port
 from response_streaming.config import Settings
-from response_streaming.errors import (AccessDenied, BadRequest, ConfigError, ModelNotFound, ProviderUnavailable,
-                                       StreamInterrupted, Throttled)
+from response_streaming.errors import (
+    AccessDenied,
+    BadRequest,
+    ConfigError,
+    ModelNotFound,
+    ProviderUnavailable,
+    StreamInterrupted,
+    Throttled,
+)
 from response_streaming.events import Finish, Message, Params, TextDelta, Usage
 from response_streaming.providers import make_provider
 from response_streaming.providers.openai_compat import chat_events, chat_request, http_error
@@ -31,6 +39,7 @@ SMALL = Params(max_tokens=8, temperature=0.0)
 
 
 # --- llama-cpp-python's server (the `llama_server` fixture, tests/conftest.py) ----------------------
+
 
 def provider(base, **kw):
     return make_provider(Settings(provider="openai", openai_base_url=f"{base}/v1", openai_api_key=KEY, **kw))
@@ -54,8 +63,9 @@ def test_recorder_reports_complete_with_metrics(llama_server):
 
 
 def test_wrong_or_missing_api_key(llama_server):
-    wrong = make_provider(Settings(provider="openai", model="m", openai_base_url=f"{llama_server}/v1",
-                                   openai_api_key="nope"))
+    wrong = make_provider(
+        Settings(provider="openai", model="m", openai_base_url=f"{llama_server}/v1", openai_api_key="nope")
+    )
     with pytest.raises(AccessDenied, match="refused the API key"):
         list(wrong.stream(ASK, SMALL))
     missing = make_provider(Settings(provider="openai", model="m", openai_base_url=f"{llama_server}/v1"))
@@ -79,10 +89,16 @@ def test_prompt_too_long_for_the_server(llama_server):
 
 def test_context_length_message_of_llama_cpp_server_is_a_bad_request():
     # The exact body llama-cpp-python's server sends when it can report the error (non-streamed calls).
-    body = {"error": {"message": "This model's maximum context length is 2048 tokens. However, you requested 3010 tokens "
-                                 "(3002 in the messages, 8 in the completion). Please reduce the length of the messages "
-                                 "or completion.", "type": "invalid_request_error", "param": "messages",
-                      "code": "context_length_exceeded"}}
+    body = {
+        "error": {
+            "message": "This model's maximum context length is 2048 tokens. However, you requested 3010 tokens "
+            "(3002 in the messages, 8 in the completion). Please reduce the length of the messages "
+            "or completion.",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
     err = http_error(400, json.dumps(body).encode(), "http://h/v1", "m", has_key=False)
     assert isinstance(err, BadRequest) and str(err).startswith("The conversation is too long for m")
 
@@ -98,8 +114,9 @@ def test_stopping_early_closes_the_response(llama_server):
 
 def test_real_sse_bytes_split_anywhere_give_the_same_answer(llama_server, scripted):
     body = chat_request("m", ASK, SMALL)
-    with httpx.stream("POST", f"{llama_server}/v1/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as resp:
+    with httpx.stream(
+        "POST", f"{llama_server}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    ) as resp:
         assert resp.status_code == 200
         raw = b"".join(resp.iter_raw())
     assert b"data: " in raw and b"[DONE]" in raw
@@ -115,15 +132,33 @@ def test_real_sse_bytes_split_anywhere_give_the_same_answer(llama_server, script
 def test_cli_with_openai_provider(llama_server):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")}
     env.update(RS_OPENAI_BASE_URL=f"{llama_server}/v1", RS_OPENAI_API_KEY=KEY)
-    out = subprocess.run([sys.executable, "-m", "response_streaming.cli", "ask", "Say hello.", "--provider", "openai",
-                          "--max-tokens", "6", "--temperature", "0", "--stats"],
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "response_streaming.cli",
+            "ask",
+            "Say hello.",
+            "--provider",
+            "openai",
+            "--max-tokens",
+            "6",
+            "--temperature",
+            "0",
+            "--stats",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
     assert "[complete]" in out.stderr
 
 
 # --- Event streams, through a loopback server -------------------------------------------------------
+
 
 def split(raw: bytes, seed: int) -> list[bytes]:
     """`raw` cut at random points: each part goes out as its own HTTP chunk."""
@@ -133,9 +168,15 @@ def split(raw: bytes, seed: int) -> list[bytes]:
 
 
 def chunk(content=None, finish=None, usage=None, choices=True) -> dict:
-    c = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-         "choices": [{"index": 0, "delta": {"content": content} if content is not None else {},
-                      "finish_reason": finish}] if choices else []}
+    c = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": content} if content is not None else {}, "finish_reason": finish}]
+        if choices
+        else [],
+    }
     if usage:
         c["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
     return c
@@ -143,10 +184,21 @@ def chunk(content=None, finish=None, usage=None, choices=True) -> dict:
 
 OPENAI_STYLE = (
     b": keep-alive comment\r\n\r\n"
-    + b"".join(b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\r\n\r\n" for c in [
-        {**chunk(""), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
-        chunk("Héllo"), chunk(", wörld ✓ 🌊"), chunk(finish="length"), chunk(choices=False, usage=(12, 3))])
-    + b"data: [DONE]\r\n\r\n")
+    + b"".join(
+        b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\r\n\r\n"
+        for c in [
+            {
+                **chunk(""),
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+            },
+            chunk("Héllo"),
+            chunk(", wörld ✓ 🌊"),
+            chunk(finish="length"),
+            chunk(choices=False, usage=(12, 3)),
+        ]
+    )
+    + b"data: [DONE]\r\n\r\n"
+)
 
 
 EXPECTED = [TextDelta("Héllo"), TextDelta(", wörld ✓ 🌊"), Usage(12, 3), Finish("max_tokens")]
@@ -167,8 +219,11 @@ def test_compressed_event_streams_are_read(scripted, encoding):
     replies, url = scripted
     packer = zlib.compressobj(wbits=31 if encoding == "gzip" else 15)  # 31: gzip framing; 15: zlib (HTTP deflate)
     # Flushed after every event, as a streaming proxy does, so each event can be read as it comes.
-    parts = [packer.compress(event + b"\r\n\r\n") + packer.flush(zlib.Z_SYNC_FLUSH)
-             for event in OPENAI_STYLE.split(b"\r\n\r\n") if event]
+    parts = [
+        packer.compress(event + b"\r\n\r\n") + packer.flush(zlib.Z_SYNC_FLUSH)
+        for event in OPENAI_STYLE.split(b"\r\n\r\n")
+        if event
+    ]
     parts.append(packer.flush())
     replies.append((200, parts, "complete", encoding))
     rec = Recorder(scripted_provider(url).stream(ASK, SMALL)).run()
@@ -181,8 +236,13 @@ def test_event_stream_rules(scripted):
     replies, url = scripted
     payload = json.dumps(chunk("a\nb"), indent=1).encode()  # a pretty-printed payload spans several data lines
     multi = b"event: message\nid: 7\nretry: 100\n" + b"".join(b"data: " + line + b"\n" for line in payload.split(b"\n"))
-    replies.append((200, [multi + b"\n", b"data: " + json.dumps(chunk(finish="stop")).encode() + b"\r\r",
-                          b"data: [DONE]\r", b"\r"], "complete"))
+    replies.append(
+        (
+            200,
+            [multi + b"\n", b"data: " + json.dumps(chunk(finish="stop")).encode() + b"\r\r", b"data: [DONE]\r", b"\r"],
+            "complete",
+        )
+    )
     assert list(scripted_provider(url).stream(ASK, SMALL)) == [TextDelta("a\nb"), Finish("end_turn")]
 
 
@@ -202,27 +262,62 @@ def test_done_without_finish_reason_still_finishes():
 
 
 def test_chat_request_shape():
-    body = chat_request("llama3", [Message("user", "a"), Message("assistant", "b"), Message("user", "c")],
-                        Params(max_tokens=9, temperature=0.5, top_p=0.9, stop=("X",), system="S"))
-    assert body == {"model": "llama3", "stream": True, "stream_options": {"include_usage": True}, "max_tokens": 9,
-                    "temperature": 0.5, "top_p": 0.9, "stop": ["X"],
-                    "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "a"},
-                                 {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]}
+    body = chat_request(
+        "llama3",
+        [Message("user", "a"), Message("assistant", "b"), Message("user", "c")],
+        Params(max_tokens=9, temperature=0.5, top_p=0.9, stop=("X",), system="S"),
+    )
+    assert body == {
+        "model": "llama3",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": 9,
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "stop": ["X"],
+        "messages": [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"},
+        ],
+    }
 
 
-@pytest.mark.parametrize("status, body, kind, words", [
-    (404, {"error": {"message": 'model "llama3" not found, try pulling it first', "type": "api_error"}},  # Ollama
-     ModelNotFound, "has no model 'llama3'"),
-    (404, {"object": "error", "message": "The model `llama3` does not exist.", "type": "NotFoundError", "code": 404},  # vLLM
-     ModelNotFound, "pull it first"),
-    (400, {"error": {"message": "The model `x` does not exist", "code": "model_not_found"}}, ModelNotFound, "HTTP 400"),
-    (404, {"detail": "Not Found"}, ConfigError, "RS_OPENAI_BASE_URL"),
-    (401, {"error": {"message": "Incorrect API key provided"}}, AccessDenied, "RS_OPENAI_API_KEY"),
-    (403, {"error": "forbidden"}, AccessDenied, "HTTP 403"),
-    (400, {"error": {"message": "max_tokens must be at least 1"}}, BadRequest, "max_tokens must be at least 1"),
-    (429, {"error": {"message": "Rate limit reached"}}, Throttled, "HTTP 429"),
-    (503, "upstream down", ProviderUnavailable, "upstream down"),
-])
+@pytest.mark.parametrize(
+    "status, body, kind, words",
+    [
+        (
+            404,
+            {"error": {"message": 'model "llama3" not found, try pulling it first', "type": "api_error"}},  # Ollama
+            ModelNotFound,
+            "has no model 'llama3'",
+        ),
+        (
+            404,
+            {
+                "object": "error",
+                "message": "The model `llama3` does not exist.",
+                "type": "NotFoundError",
+                "code": 404,
+            },  # vLLM
+            ModelNotFound,
+            "pull it first",
+        ),
+        (
+            400,
+            {"error": {"message": "The model `x` does not exist", "code": "model_not_found"}},
+            ModelNotFound,
+            "HTTP 400",
+        ),
+        (404, {"detail": "Not Found"}, ConfigError, "RS_OPENAI_BASE_URL"),
+        (401, {"error": {"message": "Incorrect API key provided"}}, AccessDenied, "RS_OPENAI_API_KEY"),
+        (403, {"error": "forbidden"}, AccessDenied, "HTTP 403"),
+        (400, {"error": {"message": "max_tokens must be at least 1"}}, BadRequest, "max_tokens must be at least 1"),
+        (429, {"error": {"message": "Rate limit reached"}}, Throttled, "HTTP 429"),
+        (503, "upstream down", ProviderUnavailable, "upstream down"),
+    ],
+)
 def test_http_errors_map_to_actionable_messages(status, body, kind, words):
     raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     err = http_error(status, raw, "http://host:11434/v1", "llama3", has_key=True)
@@ -230,6 +325,7 @@ def test_http_errors_map_to_actionable_messages(status, body, kind, words):
 
 
 # --- A scripted server for what llama.cpp's server never sends ------------------------------------
+
 
 class _Scripted(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -286,13 +382,20 @@ def scripted_provider(url):
 
 def test_ollama_style_404_for_a_missing_model(scripted):
     replies, url = scripted
-    replies.append((404, [json.dumps({"error": {"message": 'model "llama3" not found, try pulling it first'}}).encode()],
-                    "complete"))
+    replies.append(
+        (
+            404,
+            [json.dumps({"error": {"message": 'model "llama3" not found, try pulling it first'}}).encode()],
+            "complete",
+        )
+    )
     with pytest.raises(ModelNotFound) as info:
         list(scripted_provider(url).stream(ASK, SMALL))
-    assert str(info.value) == (f"The server at {url} has no model 'llama3' (HTTP 404): pick one it lists at {url}/models "
-                               "(RS_MODEL or --model), or pull it first (Ollama). The server said: model \"llama3\" "
-                               "not found, try pulling it first")
+    assert str(info.value) == (
+        f"The server at {url} has no model 'llama3' (HTTP 404): pick one it lists at {url}/models "
+        '(RS_MODEL or --model), or pull it first (Ollama). The server said: model "llama3" '
+        "not found, try pulling it first"
+    )
 
 
 def test_error_object_mid_stream_keeps_partial(scripted):
@@ -305,7 +408,7 @@ def test_error_object_mid_stream_keeps_partial(scripted):
 
 def test_connection_cut_mid_stream_keeps_partial(scripted):
     replies, url = scripted
-    replies.append((200, [*sse(chunk("Hel"), chunk("lo")), b"data: {\"choi"], "abort"))
+    replies.append((200, [*sse(chunk("Hel"), chunk("lo")), b'data: {"choi'], "abort"))
     rec = Recorder(scripted_provider(url).stream(ASK, SMALL)).run()
     assert isinstance(rec.exception, StreamInterrupted) and "broke mid-answer" in rec.error
     assert (rec.status, rec.text) == ("error", "Hello")
@@ -328,7 +431,9 @@ def test_garbled_stream(scripted):
 
 def test_usage_from_the_final_chunk(scripted):
     replies, url = scripted
-    replies.append((200, sse(chunk("Hi"), chunk(finish="stop"), chunk(choices=False, usage=(5, 1)), b"[DONE]"), "complete"))
+    replies.append(
+        (200, sse(chunk("Hi"), chunk(finish="stop"), chunk(choices=False, usage=(5, 1)), b"[DONE]"), "complete")
+    )
     rec = Recorder(scripted_provider(url).stream(ASK, SMALL)).run()
     assert rec.status == "complete"
     assert (rec.metrics.input_tokens, rec.metrics.output_tokens, rec.metrics.stop_reason) == (5, 1, "end_turn")

@@ -1,4 +1,5 @@
 """The recorder's statuses and metrics, with the scripted provider (the point here is our layer)."""
+
 from __future__ import annotations
 
 from response_streaming.errors import Throttled
@@ -28,7 +29,9 @@ def test_failure_mid_stream_keeps_partial_text():
 
 
 def test_error_before_first_token():
-    rec = Recorder(ReplayProvider(fail_after=0, error=Throttled("Too many requests; try later.")).stream(MSGS, Params())).run()
+    rec = Recorder(
+        ReplayProvider(fail_after=0, error=Throttled("Too many requests; try later.")).stream(MSGS, Params())
+    ).run()
     assert (rec.status, rec.text, rec.error) == ("error", "", "Too many requests; try later.")
 
 

@@ -1,5 +1,8 @@
 """The renderer's pure parts and its cost, with a recording stand-in for Streamlit containers."""
+
 from __future__ import annotations
+
+import itertools
 
 from response_streaming.providers.replay import split_tokens
 from response_streaming.render import LiveMarkdown, split_blocks
@@ -82,6 +85,7 @@ def test_final_text_is_exactly_the_answer():
 
 def test_cost_is_linear_in_answer_length():
     """Bytes sent to the page per answer byte stay flat as answers grow (the quadratic way grows 16x here)."""
+
     def sent(paragraphs):
         text = "\n\n".join("word " * 60 for _ in range(paragraphs))
         c = Container()
@@ -120,5 +124,5 @@ def test_a_slow_stream_is_redrawn_every_one_to_two_intervals(monkeypatch):
         clock[0] = i * 0.01
         if view.update(piece):
             drawn_at.append(clock[0])
-    gaps = [b - a for a, b in zip(drawn_at, drawn_at[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(drawn_at)]
     assert drawn_at[0] == 0.0 and all(0.05 - 1e-9 <= g <= 0.1 + 0.01 + 1e-9 for g in gaps) and max(gaps) > 0.06

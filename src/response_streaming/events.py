@@ -3,10 +3,12 @@
 Every provider turns `(messages, params)` into an iterator of these events; every front end only
 consumes them. Nothing here imports an SDK.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Protocol, Sequence, Union
+from typing import Literal, Protocol
 
 Role = Literal["user", "assistant"]
 
@@ -93,7 +95,7 @@ class Finish:
     latency_ms: int | None = field(default=None)
 
 
-Event = Union[TextDelta, ReasoningDelta, Usage, Finish]
+Event = TextDelta | ReasoningDelta | Usage | Finish
 
 
 class Provider(Protocol):

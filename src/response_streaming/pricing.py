@@ -8,6 +8,7 @@ shown in the app is an estimate, labelled as one. Update the table and the date 
 Keys are base model ids. Cross-region inference profile ids (`us.`, `eu.`, `apac.`, `global.` ...)
 and version suffixes are matched to them by `price_of`.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,6 +77,7 @@ BEDROCK_PRICES: dict[str, Price] = {
     "openai.gpt-oss-20b-1:0": Price(0.07, 0.30),
     "openai.gpt-oss-120b-1:0": Price(0.15, 0.60),
 }
+
 
 def price_of(model: str) -> Price | None:
     base = base_model_id(model)

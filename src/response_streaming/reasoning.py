@@ -16,6 +16,7 @@ A thought is recognised only before the answer has started (leading whitespace a
 that *talks about* a `<think>` tag is left alone. The whitespace a model puts between `</think>` and
 its answer is dropped.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -65,6 +66,7 @@ def takes_effort(provider: str, model: str) -> bool:
 def reasoning_text(blocks: Iterable[ReasoningBlock]) -> str:
     """The readable thinking of a turn (redacted blocks have none)."""
     return "".join(b.text for b in blocks)
+
 
 TAGS = ("think", "thinking", "reasoning")
 _OPENERS = tuple(f"<{t}>" for t in TAGS)
@@ -119,7 +121,7 @@ class TagSplitter:
             opener = next((o for o in _OPENERS if stripped.startswith(o)), None)
             if opener:
                 self._closer = "</" + opener[1:]
-                self._buf = buf = stripped[len(opener):]
+                self._buf = buf = stripped[len(opener) :]
                 self._maybe_opener = False
             elif not stripped or any(o.startswith(stripped) for o in _OPENERS):
                 return False  # too little to tell yet
@@ -128,14 +130,14 @@ class TagSplitter:
         if end >= 0:
             if end:
                 out.append(ReasoningDelta(buf[:end]))
-            self._buf = buf[end + len(self._closer):]
+            self._buf = buf[end + len(self._closer) :]
             self._closer = ""
             self._after_thought = True
             return True
         keep = _held_prefix(buf, (self._closer,))
         if len(buf) > keep:
             out.append(ReasoningDelta(buf[: len(buf) - keep]))
-            self._buf = buf[len(buf) - keep:]
+            self._buf = buf[len(buf) - keep :]
         return False
 
     def _step_outside(self, out: list[Event]) -> bool:
@@ -150,7 +152,7 @@ class TagSplitter:
         for opener in _OPENERS:
             if stripped.startswith(opener):
                 self._closer = "</" + opener[1:]
-                self._buf = stripped[len(opener):]
+                self._buf = stripped[len(opener) :]
                 return True
         if _held_prefix(stripped, _OPENERS) == len(stripped):
             return False  # `<thi`: wait for the rest

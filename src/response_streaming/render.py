@@ -10,6 +10,7 @@ The pure functions (`split_blocks`, and `sanitize` from `sanitize.py`, re-export
 way model text reaches the page) carry the logic; `LiveMarkdown` only talks to Streamlit containers
 (duck-typed: `.container()`, `.empty()` whose result has `.markdown()`, and `.caption()`).
 """
+
 from __future__ import annotations
 
 import re
@@ -60,7 +61,7 @@ def split_blocks(text: str) -> tuple[list[str], str]:
         cut = tail.rfind("\n")
         if cut > 0:
             blocks.append(tail[:cut])
-            tail = tail[cut + 1:]
+            tail = tail[cut + 1 :]
     return blocks, tail
 
 

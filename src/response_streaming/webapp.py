@@ -2,6 +2,7 @@
 
 The page itself lives in `ui/`: `page` (one run), `sidebar`, `messages`, `live` (streaming, Stop).
 """
+
 from __future__ import annotations
 
 from .ui.format import metrics_line

@@ -8,6 +8,7 @@ InvokeModelWithResponseStream; ConverseStream works the same for all of them.
 The list is a guide, not a gate: an id that is not listed is still sent to Bedrock (new models
 appear every month), only retired ids are refused before the call, with a replacement named.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ from ..wire.bedrock.common import PROFILE_PREFIXES, base_model_id
 # Amazon Nova Lite: current, cheap, fast, on-demand in the main regions, and usable without the
 # Anthropic use-case form or a Marketplace subscription, so a fresh account can call it at once.
 DEFAULT_MODEL = "amazon.nova-lite-v1:0"
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +70,10 @@ def info(model_id: str) -> ModelInfo | None:
 
 
 def retired_message(model_id: str, when: Retired) -> str:
-    return (f"The Bedrock model {model_id} was retired on {when.date} and no longer answers. "
-            f"Use {when.replacement} instead (--model {when.replacement}, or RS_MODEL={when.replacement}).")
+    return (
+        f"The Bedrock model {model_id} was retired on {when.date} and no longer answers. "
+        f"Use {when.replacement} instead (--model {when.replacement}, or RS_MODEL={when.replacement})."
+    )
 
 
 def check_model(model_id: str) -> str:

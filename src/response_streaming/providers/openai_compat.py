@@ -7,15 +7,24 @@ reading the raw bytes would see only compressed noise. We ask for `stream_option
 servers that honour it send usage in a last chunk with no choices, others send none (the Recorder
 then counts the pieces itself).
 """
+
 from __future__ import annotations
 
 import json
 import threading
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..config import Settings
-from ..errors import (AccessDenied, BadRequest, ConfigError, ModelNotFound, ProviderUnavailable, ResponseStreamingError,
-                      StreamInterrupted, Throttled)
+from ..errors import (
+    AccessDenied,
+    BadRequest,
+    ConfigError,
+    ModelNotFound,
+    ProviderUnavailable,
+    ResponseStreamingError,
+    StreamInterrupted,
+    Throttled,
+)
 from ..events import Event, Finish, Message, Params, ReasoningDelta, StopReason, TextDelta, Usage
 from ..reasoning import split_inline_reasoning
 
@@ -31,8 +40,13 @@ def chat_request(model: str, messages: Sequence[Message], params: Params) -> dic
     msgs += [{"role": m.role, "content": m.content} for m in messages if m.content.strip()]
     if not msgs or msgs[-1]["role"] != "user":
         raise BadRequest("The prompt is empty: type a question or some text to continue.")
-    body: dict = {"model": model, "messages": msgs, "stream": True, "stream_options": {"include_usage": True},
-                  "max_tokens": params.max_tokens}
+    body: dict = {
+        "model": model,
+        "messages": msgs,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": params.max_tokens,
+    }
     if params.temperature is not None:
         body["temperature"] = params.temperature
     if params.top_p is not None:
@@ -48,8 +62,12 @@ def chat_request(model: str, messages: Sequence[Message], params: Params) -> dic
 # Responses
 # ---------------------------------------------------------------------------------------------
 
-_FINISH: dict[str, StopReason] = {"stop": "end_turn", "eos": "end_turn", "length": "max_tokens",
-                                  "content_filter": "content_filtered"}
+_FINISH: dict[str, StopReason] = {
+    "stop": "end_turn",
+    "eos": "end_turn",
+    "length": "max_tokens",
+    "content_filter": "content_filtered",
+}
 
 
 def normalise_finish(reason: str | None) -> StopReason:
@@ -106,7 +124,10 @@ def chat_events(payloads: Iterable[str]) -> Iterator[Event]:
 
 
 def error_text(body: object) -> str:
-    """The human part of an error body: OpenAI `{"error": {"message"}}`, `{"error": "..."}`, `{"detail"}`, `{"message"}`."""
+    """The human part of an error body.
+
+    OpenAI's `{"error": {"message"}}`, `{"error": "..."}`, `{"detail"}` or `{"message"}`.
+    """
     if isinstance(body, dict):
         err = body.get("error")
         if isinstance(err, dict) and err.get("message"):
@@ -132,26 +153,36 @@ def http_error(status: int, body: bytes, base_url: str, model: str, has_key: boo
             return AccessDenied(f"The server at {base_url} refused the API key (HTTP 401): check RS_OPENAI_API_KEY.")
         return AccessDenied(f"The server at {base_url} wants an API key (HTTP 401): set RS_OPENAI_API_KEY.")
     if status == 403:
-        return AccessDenied(f"The server at {base_url} does not allow this request (HTTP 403): check RS_OPENAI_API_KEY "
-                            f"and what it may use. The server said: {said or 'forbidden'}")
+        return AccessDenied(
+            f"The server at {base_url} does not allow this request (HTTP 403): check RS_OPENAI_API_KEY "
+            f"and what it may use. The server said: {said or 'forbidden'}"
+        )
     model_missing = "model" in low and ("not found" in low or "does not exist" in low or "no such" in low)
     if status == 404 or (status == 400 and model_missing):
         if "model" in low:
-            return ModelNotFound(f"The server at {base_url} has no model {model!r} (HTTP {status}): pick one it lists at "
-                                 f"{base_url}/models (RS_MODEL or --model), or pull it first (Ollama). "
-                                 f"The server said: {said}")
-        return ConfigError(f"There is no chat completions endpoint at {base_url}/chat/completions (HTTP 404): check "
-                           "RS_OPENAI_BASE_URL; it usually ends in /v1.")
+            return ModelNotFound(
+                f"The server at {base_url} has no model {model!r} (HTTP {status}): pick one it lists at "
+                f"{base_url}/models (RS_MODEL or --model), or pull it first (Ollama). "
+                f"The server said: {said}"
+            )
+        return ConfigError(
+            f"There is no chat completions endpoint at {base_url}/chat/completions (HTTP 404): check "
+            "RS_OPENAI_BASE_URL; it usually ends in /v1."
+        )
     if status in (400, 413, 422):
         if any(w in low for w in ("context length", "context window", "too long", "maximum context", "exceed")):
-            return BadRequest(f"The conversation is too long for {model or 'the model'}: start a new conversation or "
-                              f"shorten the prompt. The server said: {said}")
+            return BadRequest(
+                f"The conversation is too long for {model or 'the model'}: start a new conversation or "
+                f"shorten the prompt. The server said: {said}"
+            )
         return BadRequest(f"The server at {base_url} rejected the request (HTTP {status}): {said or 'bad request'}")
     if status == 429:
         return Throttled(f"The server at {base_url} is rate-limiting or busy (HTTP 429): wait a moment and try again.")
     if status >= 500:
-        return ProviderUnavailable(f"The server at {base_url} failed (HTTP {status}): {said or 'no details'}. Try again, "
-                                   "or check the server's log.")
+        return ProviderUnavailable(
+            f"The server at {base_url} failed (HTTP {status}): {said or 'no details'}. Try again, "
+            "or check the server's log."
+        )
     return ProviderUnavailable(f"The server at {base_url} answered HTTP {status}: {said or 'no details'}")
 
 
@@ -196,8 +227,9 @@ class OpenAICompatProvider:
         try:
             resp = self._client.get(url)
         except httpx.HTTPError as err:
-            raise ProviderUnavailable(f"Cannot connect to {self.base_url}: is the server running? "
-                                      "(RS_OPENAI_BASE_URL)") from err
+            raise ProviderUnavailable(
+                f"Cannot connect to {self.base_url}: is the server running? (RS_OPENAI_BASE_URL)"
+            ) from err
         if resp.status_code >= 400:
             raise http_error(resp.status_code, resp.content, self.base_url, "", self._has_key)
         try:
@@ -226,8 +258,10 @@ class OpenAICompatProvider:
             if not resp.num_bytes_downloaded:
                 # llama-cpp-python's server answers 200 with an empty body when generation fails
                 # before the first token (e.g. a prompt longer than its context window).
-                raise ProviderUnavailable(f"The server at {self.base_url} accepted the request but sent nothing back: "
-                                          "check its log (the prompt may be too long for its context window).")
+                raise ProviderUnavailable(
+                    f"The server at {self.base_url} accepted the request but sent nothing back: "
+                    "check its log (the prompt may be too long for its context window)."
+                )
         except (httpx_sse.SSEError, StreamError, ValueError, httpx.HTTPError) as err:
             raise self._stream_error(err, shown, resp.headers.get("content-type")) from err
         finally:
@@ -237,18 +271,24 @@ class OpenAICompatProvider:
         """POST the request and return the streaming response (its status not yet checked)."""
         import httpx
 
-        request = self._client.build_request("POST", f"{self.base_url}/chat/completions", json=body,
-                                             headers={"Accept": "text/event-stream"})
+        request = self._client.build_request(
+            "POST", f"{self.base_url}/chat/completions", json=body, headers={"Accept": "text/event-stream"}
+        )
         try:
             return self._client.send(request, stream=True)
         except httpx.ConnectError as err:
-            raise ProviderUnavailable(f"Cannot connect to {self.base_url}: is the server running? "
-                                      "(RS_OPENAI_BASE_URL)") from err
+            raise ProviderUnavailable(
+                f"Cannot connect to {self.base_url}: is the server running? (RS_OPENAI_BASE_URL)"
+            ) from err
         except httpx.TimeoutException as err:
-            raise ProviderUnavailable(f"The server at {self.base_url} did not answer within "
-                                      f"{self.settings.openai_timeout:g} s: try again, or raise RS_OPENAI_TIMEOUT.") from err
+            raise ProviderUnavailable(
+                f"The server at {self.base_url} did not answer within "
+                f"{self.settings.openai_timeout:g} s: try again, or raise RS_OPENAI_TIMEOUT."
+            ) from err
         except httpx.HTTPError as err:
-            raise ProviderUnavailable(f"The request to {self.base_url} failed ({type(err).__name__}): try again.") from err
+            raise ProviderUnavailable(
+                f"The request to {self.base_url} failed ({type(err).__name__}): try again."
+            ) from err
 
     def _stream_error(self, err: Exception, shown: bool, content_type: str | None) -> ResponseStreamingError:
         """What went wrong once the response started, in words a person can act on."""
@@ -257,19 +297,27 @@ class OpenAICompatProvider:
 
         base = self.base_url
         if isinstance(err, httpx_sse.SSEError):  # not an event stream at all (a proxy's HTML page, a wrong URL)
-            return ProviderUnavailable(f"The server at {base} did not answer with an event stream "
-                                       f"({content_type or 'no content type'}): check RS_OPENAI_BASE_URL.")
+            return ProviderUnavailable(
+                f"The server at {base} did not answer with an event stream "
+                f"({content_type or 'no content type'}): check RS_OPENAI_BASE_URL."
+            )
         if isinstance(err, StreamError):
             if not shown:
                 return ProviderUnavailable(f"The server at {base} failed before answering: {err.message}")
-            return StreamInterrupted(f"The server reported an error mid-answer ({err.message}); the partial answer is "
-                                     "kept. Retry or continue.")
+            return StreamInterrupted(
+                f"The server reported an error mid-answer ({err.message}); the partial answer is "
+                "kept. Retry or continue."
+            )
         if isinstance(err, ValueError):  # a data line that is not JSON
-            return StreamInterrupted(f"The server at {base} sent a garbled stream (not JSON); the partial answer is "
-                                     "kept.")
+            return StreamInterrupted(
+                f"The server at {base} sent a garbled stream (not JSON); the partial answer is kept."
+            )
         if isinstance(err, httpx.TimeoutException):
-            return StreamInterrupted(f"The server at {base} sent nothing for {self.settings.openai_timeout:g} s, so the "
-                                     "answer was cut off; the partial answer is kept.")
+            return StreamInterrupted(
+                f"The server at {base} sent nothing for {self.settings.openai_timeout:g} s, so the "
+                "answer was cut off; the partial answer is kept."
+            )
         # RemoteProtocolError, ReadError: the connection broke
-        return StreamInterrupted(f"The connection to {base} broke mid-answer; the partial answer is kept. Retry or "
-                                 "continue.")
+        return StreamInterrupted(
+            f"The connection to {base} broke mid-answer; the partial answer is kept. Retry or continue."
+        )

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from ..config import Settings
 from ..errors import ResponseStreamingError, StreamInterrupted
@@ -44,7 +44,7 @@ class ReplayProvider:
     continues_in_place: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ReplayProvider":
+    def from_settings(cls, settings: Settings) -> ReplayProvider:
         thinking = tuple(map(ReasoningDelta, split_tokens(settings.replay_thinking)))
         return cls(
             text=settings.replay_text or STORY,

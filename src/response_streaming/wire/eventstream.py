@@ -5,6 +5,7 @@ CRC32 of everything before it. Header: name length (u8) · name · type (u8; 7 =
 value length (u16) · value. Decoding is left to botocore's own `EventStreamBuffer`, which is what
 every boto3 client uses, so our frames are checked by the real parser.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,14 @@ def encode_frame(headers: dict[str, str], payload: bytes) -> bytes:
 def event_frame(event_type: str, body: dict) -> bytes:
     """An `event` message as Bedrock sends it (`contentBlockDelta`, `chunk`, `metadata`, ...)."""
     payload = json.dumps(body, separators=(",", ":")).encode()
-    return encode_frame({":event-type": event_type, ":content-type": "application/json", ":message-type": "event"}, payload)
+    return encode_frame(
+        {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"}, payload
+    )
 
 
 def exception_frame(exception_type: str, message: str) -> bytes:
     """An in-stream exception (`throttlingException`, `modelStreamErrorException`, ...)."""
     payload = json.dumps({"message": message}).encode()
-    return encode_frame({":exception-type": exception_type, ":content-type": "application/json",
-                         ":message-type": "exception"}, payload)
+    return encode_frame(
+        {":exception-type": exception_type, ":content-type": "application/json", ":message-type": "exception"}, payload
+    )
