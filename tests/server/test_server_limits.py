@@ -23,8 +23,8 @@ from response_streaming.config import Settings
 from response_streaming.providers.replay import ReplayProvider
 from response_streaming.server import create_app
 from tests.conftest import free_port
-from tests.test_server_access import CONVERSE, error_of
-from tests.test_server_openai import TEXT, Tap, server_lines, wait_for
+from tests.server.test_server_access import CONVERSE, error_of
+from tests.server.test_server_openai import TEXT, Tap, server_lines, wait_for
 
 # The abusive bodies, each under the 1 MiB body limit.
 TINY_MESSAGES = {"messages": [{"role": "user", "content": "x"}] * 23_831}

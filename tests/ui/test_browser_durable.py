@@ -14,10 +14,10 @@ import time
 
 import pytest
 from playwright.sync_api import expect
+from test_browser_chat import answer_text, go, send, shows, visible_text, wait_for
 
 from conftest import BIN, ROOT, free_port, wait_http
 from response_streaming.store import Store
-from test_browser_chat import answer_text, go, send, shows, visible_text, wait_for
 
 pytestmark = pytest.mark.browser
 WORDS = " ".join(f"word{i}" for i in range(150))  # 10 s at 15 tokens/s

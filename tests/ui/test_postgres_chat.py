@@ -6,11 +6,11 @@ import threading
 
 import pytest
 from playwright.sync_api import expect
+from test_browser_chat import answer_text, go, send, settled, shows, visible_text, wait_for
 
 from response_streaming.errors import ConversationBusy
 from response_streaming.generation import Generations
 from response_streaming.store import MIGRATIONS, Store
-from test_browser_chat import answer_text, go, send, settled, shows, visible_text, wait_for
 
 pytestmark = pytest.mark.postgres
 

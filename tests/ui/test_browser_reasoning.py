@@ -8,7 +8,6 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-
 from test_browser_chat import answer_text, history, send, settled, visible_text, wait_for
 
 pytestmark = pytest.mark.browser

@@ -20,7 +20,7 @@ from openai._streaming import SSEDecoder
 
 from response_streaming.config import Settings
 from response_streaming.server import create_app
-from tests.test_server_openai import Tap, server_lines, wait_for
+from tests.server.test_server_openai import Tap, server_lines, wait_for
 
 
 @pytest.fixture()

@@ -25,7 +25,7 @@ from response_streaming.errors import ConfigError
 from response_streaming.providers.replay import ReplayProvider
 from response_streaming.server import check_exposure
 from tests.conftest import BIN, free_port
-from tests.test_server_openai import PROTOCOLS, TEXT, Tap, http, server_lines, wait_for
+from tests.server.test_server_openai import PROTOCOLS, TEXT, Tap, http, server_lines, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 CONVERSE = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError, EventStreamError
 from response_streaming.errors import ProviderUnavailable, StreamInterrupted, Throttled
 from response_streaming.providers.replay import ReplayProvider, split_tokens
 from response_streaming.server import create_app
-from tests.test_server_openai import REPLAY, TEXT
+from tests.server.test_server_openai import REPLAY, TEXT
 
 NATIVE_BODIES = {
     "anthropic.claude-3-haiku-20240307-v1:0": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 500,

@@ -23,8 +23,8 @@ import httpx
 from response_streaming.providers.replay import ReplayProvider
 from response_streaming.server import create_app
 from tests.conftest import BIN, free_port, http_client
-from tests.test_server_access import certificate  # noqa: F401  (a fixture)
-from tests.test_server_openai import REPLAY, TEXT, Tap, server_lines, wait_for
+from tests.server.test_server_access import certificate  # noqa: F401  (a fixture)
+from tests.server.test_server_openai import REPLAY, TEXT, Tap, server_lines, wait_for
 
 
 class H2:

@@ -21,9 +21,9 @@ from response_streaming.config import Settings
 from response_streaming.errors import Throttled
 from response_streaming.providers.replay import ReplayProvider, split_tokens
 from response_streaming.server import create_app
-from tests.test_server_openai import TEXT, Tap
+from tests.server.test_server_openai import TEXT, Tap
 
-JS = Path(__file__).parent / "js"
+JS = Path(__file__).resolve().parents[1] / "js"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "response-streaming" / "js"
 AKID, SECRET = "AKIDJSCLIENT", "js-client-secret"
 KEYED = Settings(provider="replay", api_keys="sk-js-client", aws_access_keys=f"{AKID}:{SECRET}")
