@@ -16,10 +16,12 @@ The client is raw asyncio (HTTP/1.0, so the body is not chunk-encoded, and SSE s
 32,000 events/s on a 2-core machine, a heavier client would measure itself. It shares the cores
 with the server, so its own CPU time is reported too.
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import resource
@@ -29,18 +31,45 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (BIN, RESULTS, bench_text, cpu_seconds, fmt, free_port, median, rss_mb, start_process, stop_process,
-                    table, write_result)
-
+from common import (
+    BIN,
+    RESULTS,
+    bench_text,
+    cpu_seconds,
+    fmt,
+    free_port,
+    median,
+    rss_mb,
+    start_process,
+    stop_process,
+    table,
+    write_result,
+)
 from response_streaming.providers.replay import split_tokens
 
 
 def start_serve(env: dict, work: Path, provider: str, server: str = "granian", workers: int = 1):
     port = free_port()
-    args = [str(BIN / "response-streaming"), "serve", "--provider", provider, "--host", "127.0.0.1", "--port", str(port),
-            "--server", server, "--workers", str(workers)]
-    proc = start_process(args, {"RS_DATA_DIR": str(work), **env}, f"http://127.0.0.1:{port}/health",
-                         work / f"serve-{provider}-{server}-{workers}.log")
+    args = [
+        str(BIN / "response-streaming"),
+        "serve",
+        "--provider",
+        provider,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--server",
+        server,
+        "--workers",
+        str(workers),
+    ]
+    proc = start_process(
+        args,
+        {"RS_DATA_DIR": str(work), **env},
+        f"http://127.0.0.1:{port}/health",
+        work / f"serve-{provider}-{server}-{workers}.log",
+    )
     return proc, port
 
 
@@ -79,15 +108,23 @@ def tree_rss(pid: int) -> float:
 
 async def stream_chat(port: int, max_tokens: int, timeout: float) -> dict:
     """One streamed chat completion; every content chunk's arrival time, the text, how it ended."""
-    body = json.dumps({"model": "bench", "stream": True, "max_tokens": max_tokens,
-                       "messages": [{"role": "user", "content": "Tell me the story."}]}).encode()
+    body = json.dumps(
+        {
+            "model": "bench",
+            "stream": True,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": "Tell me the story."}],
+        }
+    ).encode()
     out = {"status": None, "text": "", "times": [], "done": False, "finish": None, "error": None}
     start = time.perf_counter()
     out["start"] = start
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(b"POST /v1/chat/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         out["status"] = int(head.split(b" ", 2)[1])
         out["head_at"] = time.perf_counter() - start
@@ -118,7 +155,7 @@ async def stream_chat(port: int, max_tokens: int, timeout: float) -> dict:
                     out["times"].append(now)
                 out["finish"] = choice["finish_reason"] or out["finish"]
         out["text"] = "".join(pieces)
-    except (asyncio.TimeoutError, ConnectionError, json.JSONDecodeError) as err:
+    except (TimeoutError, ConnectionError, json.JSONDecodeError) as err:
         out["error"] = out["error"] or f"{type(err).__name__}"
     finally:
         writer.close()
@@ -154,8 +191,9 @@ def client_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def replay_bench(configs: list[tuple[str, int]], clients_list: list[int], tokens: int, rate: float, rounds: int,
-                 work: Path) -> tuple[list, list, dict]:
+def replay_bench(
+    configs: list[tuple[str, int]], clients_list: list[int], tokens: int, rate: float, rounds: int, work: Path
+) -> tuple[list, list, dict]:
     """Every server configuration (server, workers) in turn, each with every client count."""
     text = "".join(split_tokens(bench_text())[:tokens])
     rows, mem_rows, raw = [], [], {}
@@ -176,22 +214,49 @@ def replay_bench(configs: list[tuple[str, int]], clients_list: list[int], tokens
                     mem_rows.append([name, f"{clients} clients, round {r + 1}", fmt(peak, 0), fmt(after, 0)])
                     complete = [s for s in results if s["status"] == 200 and s["done"] and s["finish"]]
                     exact = [s for s in complete if s["text"] == text]
-                    ratios = [(len(s["times"]) - 1) / (s["times"][-1] - s["times"][0]) / rate
-                              for s in results if len(s["times"]) > 1]
-                    gaps = [(b - a) * 1000 for s in results for a, b in zip(s["times"], s["times"][1:])]
+                    ratios = [
+                        (len(s["times"]) - 1) / (s["times"][-1] - s["times"][0]) / rate
+                        for s in results
+                        if len(s["times"]) > 1
+                    ]
+                    gaps = [(b - a) * 1000 for s in results for a, b in itertools.pairwise(s["times"])]
                     ttft = [(s["times"][0] - s["start"]) * 1000 for s in results if s["times"]]
                     chunks = sum(len(s["times"]) for s in results)
                     key = f"{name}-{clients}-{r}"
-                    raw[key] = {"wall": wall, "cpu": cpu, "client_cpu": ccpu, "peak": peak, "after": after,
-                                "errors": [s["error"] for s in results if s["error"]][:5]}
-                    rows.append([name, fmt(clients), str(r + 1), f"{len(complete)}/{clients}", f"{len(exact)}/{clients}",
-                                 fmt(median(ratios), 3), fmt(min(ratios) if ratios else None, 3),
-                                 fmt(median(gaps), 1), fmt(percentile(gaps, 99), 1), fmt(max(gaps) if gaps else None, 0),
-                                 fmt(median(ttft), 0), fmt(percentile(ttft, 99), 0),
-                                 fmt(chunks / wall, 0), fmt(cpu, 1), fmt(cpu / chunks * 1000 * 1000 if chunks else None, 0),
-                                 fmt(peak, 0), fmt(ccpu, 1)])
-                    print(json.dumps({"server": name, "clients": clients, "round": r + 1, **raw[key]}), file=sys.stderr,
-                          flush=True)
+                    raw[key] = {
+                        "wall": wall,
+                        "cpu": cpu,
+                        "client_cpu": ccpu,
+                        "peak": peak,
+                        "after": after,
+                        "errors": [s["error"] for s in results if s["error"]][:5],
+                    }
+                    rows.append(
+                        [
+                            name,
+                            fmt(clients),
+                            str(r + 1),
+                            f"{len(complete)}/{clients}",
+                            f"{len(exact)}/{clients}",
+                            fmt(median(ratios), 3),
+                            fmt(min(ratios) if ratios else None, 3),
+                            fmt(median(gaps), 1),
+                            fmt(percentile(gaps, 99), 1),
+                            fmt(max(gaps) if gaps else None, 0),
+                            fmt(median(ttft), 0),
+                            fmt(percentile(ttft, 99), 0),
+                            fmt(chunks / wall, 0),
+                            fmt(cpu, 1),
+                            fmt(cpu / chunks * 1000 * 1000 if chunks else None, 0),
+                            fmt(peak, 0),
+                            fmt(ccpu, 1),
+                        ]
+                    )
+                    print(
+                        json.dumps({"server": name, "clients": clients, "round": r + 1, **raw[key]}),
+                        file=sys.stderr,
+                        flush=True,
+                    )
         finally:
             stop_process(proc)
     return rows, mem_rows, raw
@@ -222,22 +287,32 @@ def local_bench(extra: int, max_tokens: int, queue_size: int, parallel: int, wor
     for s in sorted(results, key=lambda s: s["start"]):
         first = (s["times"][0] - t0) if s["times"] else None
         answered = s["status"] == 200
-        rows.append([str(len(rows) + 1), str(s["status"]), fmt((s["start"] - t0) * 1000, 0),
-                     fmt((s["start"] - t0 + s["head_at"]) * 1000 if "head_at" in s else None, 0),
-                     fmt(first * 1000 if first else None, 0),
-                     fmt((s["end"] - t0) * 1000, 0), str(len(s["times"])) if answered else "–",
-                     ("yes" if s["done"] and s["finish"] else "NO") if answered else "–",
-                     (s["error"] or {}).get("type", "–") if isinstance(s["error"], dict) else str(s["error"] or "–")])
+        rows.append(
+            [
+                str(len(rows) + 1),
+                str(s["status"]),
+                fmt((s["start"] - t0) * 1000, 0),
+                fmt((s["start"] - t0 + s["head_at"]) * 1000 if "head_at" in s else None, 0),
+                fmt(first * 1000 if first else None, 0),
+                fmt((s["end"] - t0) * 1000, 0),
+                str(len(s["times"])) if answered else "–",
+                ("yes" if s["done"] and s["finish"] else "NO") if answered else "–",
+                (s["error"] or {}).get("type", "–") if isinstance(s["error"], dict) else str(s["error"] or "–"),
+            ]
+        )
     served = [s for s in results if s["status"] == 200 and s["times"]]
     # Arrival order is the order the requests were really sent in (their start times).
     arrival = {id(s): i for i, s in enumerate(sorted(results, key=lambda s: s["start"]))}
     order = [arrival[id(s)] for s in sorted(served, key=lambda s: s["times"][0])]
     refused = [s for s in results if s["status"] == 429]
-    summary = (f"{len(results)} requests {SPACING * 1000:g} ms apart, {parallel} slots, queue bound {queue_size}: {len(served)} answered "
-               f"({sum(1 for s in served if s['done'] and s['finish'])} complete), {len(refused)} refused with 429; "
-               f"answered in arrival order: {'yes' if order == sorted(order) else 'no ' + str([i + 1 for i in order])}; "
-               f"every 429 in OpenAI's error shape: "
-               f"{'yes' if all(isinstance(s['error'], dict) and s['error'].get('message') for s in refused) else 'no'}.")
+    summary = (
+        f"{len(results)} requests {SPACING * 1000:g} ms apart, {parallel} slots, queue bound {queue_size}: "
+        f"{len(served)} answered "
+        f"({sum(1 for s in served if s['done'] and s['finish'])} complete), {len(refused)} refused with 429; "
+        f"answered in arrival order: {'yes' if order == sorted(order) else 'no ' + str([i + 1 for i in order])}; "
+        f"every 429 in OpenAI's error shape: "
+        f"{'yes' if all(isinstance(s['error'], dict) and s['error'].get('message') for s in refused) else 'no'}."
+    )
     return rows, summary
 
 
@@ -252,8 +327,10 @@ def local_share(clients: int, max_tokens: int, work: Path) -> list[list[str]]:
         try:
             ports = [port for _, port in servers]
 
-            async def burst():
-                return await asyncio.gather(*(stream_chat(ports[i % processes], max_tokens, 600) for i in range(clients)))
+            async def burst(ports=ports, processes=processes):
+                return await asyncio.gather(
+                    *(stream_chat(ports[i % processes], max_tokens, 600) for i in range(clients))
+                )
 
             asyncio.run(burst())  # warm-up: first prompt evaluation, caches
             t0 = time.perf_counter()
@@ -265,16 +342,26 @@ def local_share(clients: int, max_tokens: int, work: Path) -> list[list[str]]:
                 stop_process(proc)
         chunks = sum(len(r["times"]) for r in results)
         complete = sum(1 for r in results if r["status"] == 200 and r["done"])
-        rows.append([f"{processes} process{'es' if processes > 1 else ''} × {clients // processes} slots",
-                     f"{complete}/{clients}", fmt(chunks / wall, 1), fmt(wall, 1), fmt(memory, 0)])
+        rows.append(
+            [
+                f"{processes} process{'es' if processes > 1 else ''} × {clients // processes} slots",
+                f"{complete}/{clients}",
+                fmt(chunks / wall, 1),
+                fmt(wall, 1),
+                fmt(memory, 0),
+            ]
+        )
     return rows
 
 
 def main(argv=None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", default="64,256", help="concurrent streams, comma-separated (rows each)")
-    ap.add_argument("--servers", default="uvicorn:1,hypercorn:1,granian:1,granian:2",
-                    help="server:workers configurations, side by side in one run")
+    ap.add_argument(
+        "--servers",
+        default="uvicorn:1,hypercorn:1,granian:1,granian:2",
+        help="server:workers configurations, side by side in one run",
+    )
     ap.add_argument("--tokens", type=int, default=2000, help="tokens per stream")
     ap.add_argument("--rate", type=float, default=500.0, help="tokens/s offered to each stream")
     ap.add_argument("--rounds", type=int, default=1)
@@ -290,30 +377,69 @@ def main(argv=None) -> Path:
     work = Path(tempfile.mkdtemp(prefix="bench-server-"))
     try:
         configs = [(c.split(":")[0], int(c.split(":")[1])) for c in args.servers.split(",")]
-        rows, mem_rows, raw = replay_bench(configs, [int(x) for x in args.clients.split(",")], args.tokens, args.rate,
-                                           args.rounds, work)
-        local_rows, summary = ([], "skipped (--skip-local).") if args.skip_local else \
-            local_bench(args.local_extra, args.local_tokens, args.queue_size, args.local_parallel, work)
+        rows, mem_rows, raw = replay_bench(
+            configs, [int(x) for x in args.clients.split(",")], args.tokens, args.rate, args.rounds, work
+        )
+        local_rows, summary = (
+            ([], "skipped (--skip-local).")
+            if args.skip_local
+            else local_bench(args.local_extra, args.local_tokens, args.queue_size, args.local_parallel, work)
+        )
         share_rows = [] if args.skip_local else local_share(args.share_clients, args.share_tokens, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
-    body = "\n\n".join([
-        f"Replay provider, {args.tokens:,} tokens per stream offered at {args.rate:g} tokens/s each "
-        "(gaps: between arrivals of chunks within a stream; nominal gap {:.0f} ms):".format(1000 / args.rate),
-        table(["server", "clients", "round", "complete", "byte-exact", "delivered ÷ offered (median)", "(worst stream)",
-               "gap p50 ms", "gap p99 ms", "gap max ms", "first chunk p50 ms", "first chunk p99 ms",
-               "chunks/s, all streams", "server CPU s", "server CPU ms / 1,000 chunks", "server memory peak MB",
-               "client CPU s"], rows),
-        "Server resident memory, all its processes (MB):",
-        table(["server", "", "peak during", "after"], mem_rows),
-        f"Embedded model ({args.local_tokens} tokens per answer, temperature 0): {summary}",
-        table(["request", "status", "sent at ms", "status line at ms", "first chunk at ms", "ended at ms", "chunks",
-               "complete", "error type"], local_rows),
-        f"Sharing the embedded model: {args.share_clients} answers of {args.share_tokens} tokens at once, after one "
-        "warm-up burst; one process batching all of them (what `serve` does) vs one model per worker:",
-        table(["", "complete", "pieces/s, all answers (≈ tokens/s)", "wall s", "memory MB, all processes"], share_rows),
-    ])
+    body = "\n\n".join(
+        [
+            f"Replay provider, {args.tokens:,} tokens per stream offered at {args.rate:g} tokens/s each "
+            "(gaps: between arrivals of chunks within a stream; nominal gap {:.0f} ms):".format(1000 / args.rate),
+            table(
+                [
+                    "server",
+                    "clients",
+                    "round",
+                    "complete",
+                    "byte-exact",
+                    "delivered ÷ offered (median)",
+                    "(worst stream)",
+                    "gap p50 ms",
+                    "gap p99 ms",
+                    "gap max ms",
+                    "first chunk p50 ms",
+                    "first chunk p99 ms",
+                    "chunks/s, all streams",
+                    "server CPU s",
+                    "server CPU ms / 1,000 chunks",
+                    "server memory peak MB",
+                    "client CPU s",
+                ],
+                rows,
+            ),
+            "Server resident memory, all its processes (MB):",
+            table(["server", "", "peak during", "after"], mem_rows),
+            f"Embedded model ({args.local_tokens} tokens per answer, temperature 0): {summary}",
+            table(
+                [
+                    "request",
+                    "status",
+                    "sent at ms",
+                    "status line at ms",
+                    "first chunk at ms",
+                    "ended at ms",
+                    "chunks",
+                    "complete",
+                    "error type",
+                ],
+                local_rows,
+            ),
+            f"Sharing the embedded model: {args.share_clients} answers of {args.share_tokens} tokens at once, "
+            f"after one "
+            "warm-up burst; one process batching all of them (what `serve` does) vs one model per worker:",
+            table(
+                ["", "complete", "pieces/s, all answers (≈ tokens/s)", "wall s", "memory MB, all processes"], share_rows
+            ),
+        ]
+    )
     command = "python bench/server.py " + " ".join(argv if argv is not None else sys.argv[1:])
     return write_result("server", "Server: many streaming clients", command.strip(), body, args.out)
 

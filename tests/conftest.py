@@ -1,4 +1,5 @@
 """Shared fixtures: settings for the real embedded model, loopback servers, a real headless Chromium."""
+
 from __future__ import annotations
 
 import glob
@@ -21,8 +22,15 @@ from response_streaming.config import Settings, get_settings
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -66,6 +74,7 @@ def local_settings() -> Settings:
 @pytest.fixture(scope="session")
 def local_provider(local_settings):
     from response_streaming.providers.local import LocalProvider
+
     return LocalProvider(local_settings)
 
 
@@ -85,8 +94,15 @@ def api_server():
     def start(app) -> str:
         port = free_port()
         loop = asyncio.new_event_loop()
-        server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGI, http=HTTPModes.auto,
-                        websockets=False, log_enabled=False)
+        server = Server(
+            app,
+            address="127.0.0.1",
+            port=port,
+            interface=Interfaces.ASGI,
+            http=HTTPModes.auto,
+            websockets=False,
+            log_enabled=False,
+        )
 
         def run() -> None:
             asyncio.set_event_loop(loop)
@@ -127,11 +143,29 @@ def streamlit_server(tmp_path):
     def start(**env_settings) -> str:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")}
-        env.update({"RS_DATA_DIR": str(tmp_path / "data")}, **{f"RS_{k.upper()}": str(v) for k, v in env_settings.items()})
+        env.update(
+            {"RS_DATA_DIR": str(tmp_path / "data")}, **{f"RS_{k.upper()}": str(v) for k, v in env_settings.items()}
+        )
         proc = subprocess.Popen(
-            [str(BIN / "streamlit"), "run", "streaming_app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                str(BIN / "streamlit"),
+                "run",
+                "streaming_app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         procs.append(proc)
         wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc=proc)
         return f"http://127.0.0.1:{port}"
@@ -178,10 +212,30 @@ def llama_server(local_settings, tmp_path_factory):
     # Its log goes to a file: llama.cpp is chatty, and a full pipe nobody reads would block the server.
     # The bundled Gemma is a *base* model: under the GGUF's own chat template it ends its turn at once,
     # while a plain "USER: ... ASSISTANT:" transcript (llama.cpp's "vicuna" format) makes it write.
-    log = open(tmp_path_factory.mktemp("llama-server") / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--api_key", LLAMA_SERVER_KEY, "--verbose", "false", "--chat_format", "vicuna"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    log = open(tmp_path_factory.mktemp("llama-server") / "server.log", "w")  # noqa: SIM115  (closed by the fixture)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--api_key",
+            LLAMA_SERVER_KEY,
+            "--verbose",
+            "false",
+            "--chat_format",
+            "vicuna",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         # /docs needs no key; the server answers only once the model is loaded.
         wait_http(f"http://127.0.0.1:{port}/docs", timeout=180, proc=proc)
@@ -220,8 +274,22 @@ def postgres():
         as_owner = ["runuser", "-u", "postgres", "--"]
     data, port = root / "data", free_port()
     _run(as_owner + [str(bindir / "initdb"), "-D", str(data), "-U", "rs", "--auth=trust", "-E", "UTF8", "--no-sync"])
-    _run(as_owner + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "-o",
-                     f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+    _run(
+        as_owner
+        + [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ]
+    )
 
     def database() -> str:
         name = f"rs_{uuid.uuid4().hex[:12]}"
@@ -231,6 +299,9 @@ def postgres():
     try:
         yield database
     finally:
-        subprocess.run(as_owner + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            as_owner + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(root, ignore_errors=True)

@@ -1,5 +1,6 @@
 """A tiny run of each benchmark in bench/, so they keep working. No timing is asserted: only that
 each run finished and produced well-formed numbers (benchmarks are not tests)."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,22 @@ def number(cell: str) -> float:
 def test_browser_bench_runs_all_three_pages(tmp_path):
     import browser
 
-    out = browser.main(["--rates", "1000", "--tokens", "40", "--runs", "1", "--peer-runs", "1", "--budget", "60",
-                        "--out", str(tmp_path / "browser.md")])
+    out = browser.main(
+        [
+            "--rates",
+            "1000",
+            "--tokens",
+            "40",
+            "--runs",
+            "1",
+            "--peer-runs",
+            "1",
+            "--budget",
+            "60",
+            "--out",
+            str(tmp_path / "browser.md"),
+        ]
+    )
     results = json.loads(out.with_suffix(".json").read_text())
     assert sorted(r["page"] for r in results) == ["callback_handler", "direct", "ours", "write_stream"]
     for r in results:
@@ -35,8 +50,24 @@ def test_browser_bench_runs_all_three_pages(tmp_path):
 def test_engine_bench_compares_ours_bare_and_llama_cpp_server(tmp_path):
     import engine
 
-    out = engine.main(["--models", "smollm2", "--batches", "1,2", "--tokens", "6", "--runs", "1",
-                       "--history", "0,200", "--ttft-runs", "1", "--out", str(tmp_path / "engine.md")])
+    out = engine.main(
+        [
+            "--models",
+            "smollm2",
+            "--batches",
+            "1,2",
+            "--tokens",
+            "6",
+            "--runs",
+            "1",
+            "--history",
+            "0,200",
+            "--ttft-runs",
+            "1",
+            "--out",
+            str(tmp_path / "engine.md"),
+        ]
+    )
     data = json.loads(out.with_suffix(".json").read_text())
     assert [r[:2] for r in data["throughput"]] == [["smollm2", "1"], ["smollm2", "2"]]
     for row in data["throughput"]:
@@ -48,9 +79,32 @@ def test_engine_bench_compares_ours_bare_and_llama_cpp_server(tmp_path):
 def test_server_bench_streams_and_refuses_past_the_queue(tmp_path):
     import server
 
-    out = server.main(["--clients", "4", "--servers", "granian:1,uvicorn:1", "--tokens", "50", "--rounds", "1",
-                       "--local-extra", "1", "--queue-size", "1", "--local-parallel", "1", "--local-tokens", "4",
-                       "--share-clients", "2", "--share-tokens", "4", "--out", str(tmp_path / "server.md")])
+    out = server.main(
+        [
+            "--clients",
+            "4",
+            "--servers",
+            "granian:1,uvicorn:1",
+            "--tokens",
+            "50",
+            "--rounds",
+            "1",
+            "--local-extra",
+            "1",
+            "--queue-size",
+            "1",
+            "--local-parallel",
+            "1",
+            "--local-tokens",
+            "4",
+            "--share-clients",
+            "2",
+            "--share-tokens",
+            "4",
+            "--out",
+            str(tmp_path / "server.md"),
+        ]
+    )
     text = out.read_text()
     for name in ("granian", "uvicorn"):
         assert f"| {name} | 4 | 1 | 4/4 | 4/4 |" in text  # every stream complete and byte-exact
@@ -75,8 +129,20 @@ def test_long_chat_bench_runs_the_page_before_and_after(tmp_path):
 def test_sanitize_bench_times_both_sanitisers(tmp_path):
     import sanitize
 
-    out = sanitize.main(["--sizes", "0.5,2", "--runs", "1", "--answers", "1", "--answer-kb", "2",
-                         "--out", str(tmp_path / "sanitize.md")])
+    out = sanitize.main(
+        [
+            "--sizes",
+            "0.5,2",
+            "--runs",
+            "1",
+            "--answers",
+            "1",
+            "--answer-kb",
+            "2",
+            "--out",
+            str(tmp_path / "sanitize.md"),
+        ]
+    )
     data = json.loads(out.with_suffix(".json").read_text())
     assert sorted(data["calls"]) == ["0.5", "2.0"]
     assert all(math.isfinite(t) and t > 0 for sides in data["calls"].values() for t in sides.values())

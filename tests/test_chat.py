@@ -4,6 +4,7 @@ at a time, export.
 The scripted provider drives our layer (faults, cut-offs); the real embedded model checks that a
 stopped answer frees it.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,17 @@ import time
 
 import pytest
 
-from response_streaming.chat import (CONTINUE_PROMPT, ConversationBusy, ConversationChanged, continue_turn, edit_turn,
-                                     join_continuation, merge_metrics, regenerate_turn, start_turn)
+from response_streaming.chat import (
+    CONTINUE_PROMPT,
+    ConversationBusy,
+    ConversationChanged,
+    continue_turn,
+    edit_turn,
+    join_continuation,
+    merge_metrics,
+    regenerate_turn,
+    start_turn,
+)
 from response_streaming.errors import BadRequest
 from response_streaming.events import Params
 from response_streaming.export import export_json, export_markdown
@@ -79,7 +89,7 @@ def test_the_prompt_is_stored_before_the_model_is_called_and_the_answer_after(ge
     assert run(gens, gid) == "complete"
     # When the model was called: the prompt was stored, and its answer existed, empty, as `streaming`.
     assert spy.seen == [("user", "Say hello", "complete"), ("assistant", "", "streaming")]
-    [user, answer] = store.messages(cid)
+    [_user, answer] = store.messages(cid)
     assert (answer.role, answer.content, answer.status) == ("assistant", "Hello there, friend.", "complete")
     assert answer.meta["generation_id"] == gid
     assert answer.meta["provider"] == "replay" and answer.meta["model"] == "replay"
@@ -97,10 +107,13 @@ def test_an_empty_prompt_is_refused_and_nothing_is_stored(gens, store):
     assert store.messages(cid) == [] and not store.busy(cid)
 
 
-@pytest.mark.parametrize("provider, status, text, error", [
-    (ReplayProvider(text="a b c d e", fail_after=3), "error", "a b c", "broke off"),
-    (ReplayProvider(text="a b c", finish=False), "incomplete", "a b c", "ended before"),
-])
+@pytest.mark.parametrize(
+    "provider, status, text, error",
+    [
+        (ReplayProvider(text="a b c d e", fail_after=3), "error", "a b c", "broke off"),
+        (ReplayProvider(text="a b c", finish=False), "incomplete", "a b c", "ended before"),
+    ],
+)
 def test_a_failed_answer_keeps_its_partial_text_and_says_what_happened(gens, store, provider, status, text, error):
     cid = store.create_conversation("t")
     assert run(gens, start_turn(gens, cid, provider, Params(), "go")) == status
@@ -152,8 +165,10 @@ def test_regenerate_replaces_the_last_answer(gens, store):
     run(gens, regenerate_turn(gens, cid, spy, Params(), failed.id))
     assert spy.sent == [("user", "q")]  # the failed answer is not sent back to the model
     msgs = store.messages(cid)
-    assert [(m.role, m.content, m.status) for m in msgs] == [("user", "q", "complete"),
-                                                            ("assistant", "second answer", "complete")]
+    assert [(m.role, m.content, m.status) for m in msgs] == [
+        ("user", "q", "complete"),
+        ("assistant", "second answer", "complete"),
+    ]
     with pytest.raises(ConversationChanged):  # a stale button (the page was drawn before another change)
         regenerate_turn(gens, cid, ReplayProvider(), Params(), failed.id)
     assert not store.busy(cid)
@@ -219,13 +234,25 @@ def test_join_continuation_and_merge_metrics():
     assert join_continuation("adven", "ture") == "adventure"
     assert join_continuation("word", " next") == "word next"
     assert join_continuation("in the", "Hello") == "in the Hello"
-    merged = merge_metrics([{"ttft_ms": 100, "output_tokens": 3, "input_tokens": 5, "duration_ms": 10},
-                            {"ttft_ms": 40, "output_tokens": 4, "input_tokens": 9, "duration_ms": 20,
-                             "stop_reason": "end_turn"}])
-    assert merged == {"ttft_ms": 100, "output_tokens": 7, "input_tokens": 14, "duration_ms": 30,
-                      "stop_reason": "end_turn"}
-    assert merge_metrics([{"output_tokens": 1, "input_tokens": None}, {"output_tokens": 2, "input_tokens": 3}])[
-        "input_tokens"] is None
+    merged = merge_metrics(
+        [
+            {"ttft_ms": 100, "output_tokens": 3, "input_tokens": 5, "duration_ms": 10},
+            {"ttft_ms": 40, "output_tokens": 4, "input_tokens": 9, "duration_ms": 20, "stop_reason": "end_turn"},
+        ]
+    )
+    assert merged == {
+        "ttft_ms": 100,
+        "output_tokens": 7,
+        "input_tokens": 14,
+        "duration_ms": 30,
+        "stop_reason": "end_turn",
+    }
+    assert (
+        merge_metrics([{"output_tokens": 1, "input_tokens": None}, {"output_tokens": 2, "input_tokens": 3}])[
+            "input_tokens"
+        ]
+        is None
+    )
 
 
 def test_exports_hold_every_message_with_status_and_metrics(gens, store):
@@ -240,7 +267,11 @@ def test_exports_hold_every_message_with_status_and_metrics(gens, store):
     data = json.loads(export_json(conv, msgs))
     assert data["id"] == cid and data["title"] == "Cats: a story"
     assert [(m["role"], m["status"]) for m in data["messages"]] == [
-        ("user", "complete"), ("assistant", "complete"), ("user", "complete"), ("assistant", "error")]
+        ("user", "complete"),
+        ("assistant", "complete"),
+        ("user", "complete"),
+        ("assistant", "error"),
+    ]
     answer = data["messages"][1]
     assert answer["content"] == "Once upon a time." and answer["provider"] == "replay"
     assert answer["params"]["max_tokens"] == 20 and answer["metrics"]["output_tokens"] == 4
@@ -251,8 +282,13 @@ def test_a_stopped_answer_frees_the_local_model(gens, store, local_provider):
     """Stop ends the generation: its job closes the llama.cpp stream and releases the model's lock."""
     engine = local_provider.engine
     cid = store.create_conversation("t")
-    gid = start_turn(gens, cid, local_provider, Params(max_tokens=200, temperature=0.0),
-                     "Write a long story about two cats that go on an adventure:")
+    gid = start_turn(
+        gens,
+        cid,
+        local_provider,
+        Params(max_tokens=200, temperature=0.0),
+        "Write a long story about two cats that go on an adventure:",
+    )
     wait_for(lambda: len([c for c in gens.read(gid) if c.kind == "text"]) >= 3, 60)
     assert engine.busy()
     gens.stop(gid)
@@ -260,4 +296,7 @@ def test_a_stopped_answer_frees_the_local_model(gens, store, local_provider):
     answer = store.messages(cid)[-1]
     assert answer.status == "stopped" and answer.content == log_text(gens, gid) and answer.content
     # The model answers the next request at once.
-    assert run(gens, start_turn(gens, cid, local_provider, Params(max_tokens=4, temperature=0.0), "Say hello:")) == "complete"
+    assert (
+        run(gens, start_turn(gens, cid, local_provider, Params(max_tokens=4, temperature=0.0), "Say hello:"))
+        == "complete"
+    )

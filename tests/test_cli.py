@@ -1,4 +1,5 @@
 """The CLI through its installed entry point."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,6 +11,7 @@ EXE = str(Path(sys.executable).parent / "response-streaming")
 
 def run(*args, input=None, env=None):
     import os
+
     keep = {k: v for k, v in os.environ.items() if not k.startswith("RS_") or k == "RS_DATA_DIR"}  # conftest's
     full_env = keep | {"RS_N_CTX": "2048"} | (env or {})
     return subprocess.run([EXE, *args], input=input, capture_output=True, text=True, timeout=300, env=full_env)
@@ -30,7 +32,10 @@ def test_ask_reads_the_prompt_from_stdin():
 
 def test_output_arrives_before_the_process_ends():
     import os
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RS_") or k == "RS_DATA_DIR"} | {"RS_REPLAY_RATE": "20"}
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RS_") or k == "RS_DATA_DIR"} | {
+        "RS_REPLAY_RATE": "20"
+    }
     proc = subprocess.Popen([EXE, "ask", "hi", "--provider", "replay"], stdout=subprocess.PIPE, text=True, env=env)
     first = proc.stdout.read(4)  # a word arrives while the rest is still being generated
     assert first and proc.poll() is None
@@ -47,7 +52,9 @@ def test_empty_prompt_is_a_one_line_error():
 def test_missing_model_file_is_a_one_line_error(tmp_path):
     out = run("ask", "hi", env={"RS_MODEL_PATH": str(tmp_path / "missing.gguf")})
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == [f"error: Model file not found: {tmp_path / 'missing.gguf'}. Set RS_MODEL_PATH to an existing .gguf file."]
+    assert out.stderr.strip().splitlines() == [
+        f"error: Model file not found: {tmp_path / 'missing.gguf'}. Set RS_MODEL_PATH to an existing .gguf file."
+    ]
 
 
 def test_version_and_no_command():
@@ -74,12 +81,18 @@ def test_app_serves_the_page_with_its_packaged_settings_from_any_directory(tmp_p
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")} | {"RS_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.Popen([EXE, "app", "--port", str(port), "--server.baseUrlPath", "chat"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [EXE, "app", "--port", str(port), "--server.baseUrlPath", "chat"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/chat/_stcore/health", proc=proc)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/chat/") as page:
-            assert page.status == 200 and b"<div id=\"root\">" in page.read()
+            assert page.status == 200 and b'<div id="root">' in page.read()
     finally:
         proc.terminate()
         log = proc.communicate(timeout=20)[0]
@@ -97,7 +110,6 @@ def test_a_checkout_and_the_installed_app_read_one_streamlit_config():
     import tomllib
 
     from conftest import ROOT
-
     from response_streaming.app import CONFIG
 
     assert (ROOT / ".streamlit" / "config.toml").resolve() == CONFIG.resolve()
@@ -111,8 +123,9 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")} | {"RS_REPLAY_RATE": "50"}
-    proc = subprocess.Popen([EXE, "ask", "hi", "--provider", "replay"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [EXE, "ask", "hi", "--provider", "replay"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     assert proc.stdout.read(10)
     proc.stdout.close()
     assert proc.wait(60) == 141
@@ -146,8 +159,14 @@ def test_reasoning_is_dimmed_on_a_terminal():
     primary, secondary = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RS_") and k != "NO_COLOR"}
     env |= {"RS_REPLAY_TEXT": "It is 4.", "RS_REPLAY_THINKING": "Two and two."}
-    proc = subprocess.run([EXE, "ask", "2+2?", "--provider", "replay"], stdout=subprocess.PIPE, stderr=secondary,
-                          text=True, timeout=60, env=env)
+    proc = subprocess.run(
+        [EXE, "ask", "2+2?", "--provider", "replay"],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     os.close(secondary)
     seen = os.read(primary, 4096)
     os.close(primary)

@@ -1,4 +1,5 @@
 """The inline tag splitter: every split of the stream gives the same reasoning and answer."""
+
 from __future__ import annotations
 
 import pytest

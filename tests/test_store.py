@@ -1,4 +1,5 @@
 """The history store on SQLite: migrations, conversations, messages, one running answer per conversation."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -35,6 +36,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path):
     from sqlalchemy import create_engine, insert
 
     from response_streaming import store as store_module
+
     engine = create_engine(path)
     with engine.begin() as conn:
         store_module.metadata.create_all(conn, tables=[store_module.schema_version])
@@ -42,8 +44,10 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(tmp_path):
         conn.execute(insert(store_module.schema_version).values(version=1))
     with sqlite3.connect(tmp_path / "history.sqlite3") as db:
         db.execute("insert into conversations values ('c1', 'Old chat', '2025-01-01 00:00:00', '2025-01-01 00:00:00')")
-        db.execute("insert into messages (conversation_id, role, content, status, error, meta, created_at) "
-                   "values ('c1', 'user', 'hello', 'complete', '', '{}', '2025-01-01 00:00:00')")
+        db.execute(
+            "insert into messages (conversation_id, role, content, status, error, meta, created_at) "
+            "values ('c1', 'user', 'hello', 'complete', '', '{}', '2025-01-01 00:00:00')"
+        )
 
     store = Store(path)
     assert store.schema_version() == len(MIGRATIONS)
@@ -83,14 +87,25 @@ def test_messages_keep_status_error_and_metadata_and_can_be_rewritten(tmp_path):
     store = Store(url(tmp_path))
     cid = store.create_conversation("t")
     store.add_message(cid, "user", "q")
-    mid = store.add_message(cid, "assistant", "part", status="error", error="It broke.",
-                            meta={"metrics": {"ttft_ms": 12}, "provider": "replay"})
+    mid = store.add_message(
+        cid,
+        "assistant",
+        "part",
+        status="error",
+        error="It broke.",
+        meta={"metrics": {"ttft_ms": 12}, "provider": "replay"},
+    )
     [_, answer] = store.messages(cid)
     assert (answer.status, answer.error, answer.meta["metrics"]["ttft_ms"]) == ("error", "It broke.", 12)
     assert answer.created_at is not None
     store.update_message(mid, "part and more", "complete", "", {"provider": "replay", "parts": [1, 2]})
     [_, answer] = store.messages(cid)
-    assert (answer.id, answer.content, answer.status, answer.meta["parts"]) == (mid, "part and more", "complete", [1, 2])
+    assert (answer.id, answer.content, answer.status, answer.meta["parts"]) == (
+        mid,
+        "part and more",
+        "complete",
+        [1, 2],
+    )
     store.delete_messages_from(cid, mid)
     assert [m.role for m in store.messages(cid)] == ["user"]
 

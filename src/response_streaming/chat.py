@@ -13,20 +13,33 @@ store is scoped to them (`Store.scoped`), someone else's conversation is a `Conv
 exactly like a missing one, and the generation records the owner as its principal. None (the
 single-user app, the CLI) sees every conversation.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from typing import cast
 
 from .errors import BadRequest, ConversationBusy, ConversationNotFound
-from .events import Message, Params, Provider
+from .events import Message, Params, Provider, Role
 from .generation import Generations
 from .generation.answer import join_continuation, merge_metrics, reasoning_blocks
 from .store import NOT_FOUND, Store
 
-__all__ = ["CONTINUE_PROMPT", "STATUS_NOTES", "ConversationBusy", "ConversationChanged", "check_prompt",
-           "continue_turn", "edit_turn", "history", "join_continuation", "merge_metrics", "regenerate_turn",
-           "start_turn"]
+__all__ = [
+    "CONTINUE_PROMPT",
+    "STATUS_NOTES",
+    "ConversationBusy",
+    "ConversationChanged",
+    "check_prompt",
+    "continue_turn",
+    "edit_turn",
+    "history",
+    "join_continuation",
+    "merge_metrics",
+    "regenerate_turn",
+    "start_turn",
+]
 
 STATUS_NOTES = {
     "stopped": "Stopped: the answer above is partial.",
@@ -34,8 +47,9 @@ STATUS_NOTES = {
     "interrupted": "Interrupted: the app stopped while writing this answer; the text above is what was saved.",
 }
 
-CONTINUE_PROMPT = ("Continue your previous answer exactly where it stopped. Do not repeat anything, "
-                   "do not add an introduction.")
+CONTINUE_PROMPT = (
+    "Continue your previous answer exactly where it stopped. Do not repeat anything, do not add an introduction."
+)
 
 
 class ConversationChanged(BadRequest):
@@ -45,7 +59,7 @@ class ConversationChanged(BadRequest):
 def history(store: Store, cid: str) -> list[Message]:
     """What the model sees: earlier turns with text (failed answers keep their partial text), and the
     thinking each answer kept (each provider decides what of it goes back)."""
-    return [Message(m.role, m.content, reasoning_blocks(m.meta)) for m in store.messages(cid) if m.content]
+    return [Message(cast(Role, m.role), m.content, reasoning_blocks(m.meta)) for m in store.messages(cid) if m.content]
 
 
 def check_prompt(prompt: str) -> str:
@@ -75,8 +89,9 @@ def _changed() -> ConversationChanged:
     return ConversationChanged("This conversation changed in another window; reload the page to see it.")
 
 
-def start_turn(gens: Generations, cid: str, provider: Provider, params: Params, prompt: str, *,
-               owner: str | None = None) -> str:
+def start_turn(
+    gens: Generations, cid: str, provider: Provider, params: Params, prompt: str, *, owner: str | None = None
+) -> str:
     """A new prompt: stored first, then the model is asked."""
     check_prompt(prompt)
     store = gens.store.scoped(owner)
@@ -85,8 +100,15 @@ def start_turn(gens: Generations, cid: str, provider: Provider, params: Params, 
         return gens.start(provider, history(store, cid), params, conversation_id=cid, generation_id=gid)
 
 
-def regenerate_turn(gens: Generations, cid: str, provider: Provider, params: Params, answer_id: int | None = None, *,
-                    owner: str | None = None) -> str:
+def regenerate_turn(
+    gens: Generations,
+    cid: str,
+    provider: Provider,
+    params: Params,
+    answer_id: int | None = None,
+    *,
+    owner: str | None = None,
+) -> str:
     """Answer the last prompt again (also Retry after an error): the old answer is replaced."""
     store = gens.store.scoped(owner)
     with _claimed(gens, store, cid) as gid:
@@ -100,8 +122,16 @@ def regenerate_turn(gens: Generations, cid: str, provider: Provider, params: Par
         return gens.start(provider, history(store, cid), params, conversation_id=cid, generation_id=gid)
 
 
-def edit_turn(gens: Generations, cid: str, provider: Provider, params: Params, user_id: int, prompt: str, *,
-              owner: str | None = None) -> str:
+def edit_turn(
+    gens: Generations,
+    cid: str,
+    provider: Provider,
+    params: Params,
+    user_id: int,
+    prompt: str,
+    *,
+    owner: str | None = None,
+) -> str:
     """Replace the last prompt (and its answer) with an edited one, and ask again."""
     check_prompt(prompt)
     store = gens.store.scoped(owner)
@@ -114,8 +144,9 @@ def edit_turn(gens: Generations, cid: str, provider: Provider, params: Params, u
         return gens.start(provider, history(store, cid), params, conversation_id=cid, generation_id=gid)
 
 
-def continue_turn(gens: Generations, cid: str, provider: Provider, params: Params, answer_id: int, *,
-                  owner: str | None = None) -> str:
+def continue_turn(
+    gens: Generations, cid: str, provider: Provider, params: Params, answer_id: int, *, owner: str | None = None
+) -> str:
     """Ask the model to go on from a cut-off answer; the new text is appended to that same answer.
 
     A provider that continues a conversation ending with the assistant's own words in place (the
@@ -132,5 +163,6 @@ def continue_turn(gens: Generations, cid: str, provider: Provider, params: Param
         messages = history(store, cid)
         if not provider.continues_in_place:
             messages.append(Message("user", CONTINUE_PROMPT))
-        return gens.start(provider, messages, params, conversation_id=cid, message_id=answer_id, continues=True,
-                          generation_id=gid)
+        return gens.start(
+            provider, messages, params, conversation_id=cid, message_id=answer_id, continues=True, generation_id=gid
+        )

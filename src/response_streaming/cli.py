@@ -1,5 +1,6 @@
 """`response-streaming`: open the chat page, ask a question in the terminal, prepare the model, or serve the HTTP
 API."""
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,14 @@ def cmd_ask(args) -> int:
     check_prompt(prompt)
     settings = _settings(args)
     provider = make_provider(settings)
-    params = Params(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
-                    stop=tuple(args.stop or ()), system=args.system or "", reasoning=args.think or "")
+    params = Params(
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        stop=tuple(args.stop or ()),
+        system=args.system or "",
+        reasoning=args.think or "",
+    )
     gens = _generations(settings)
     try:
         gid = gens.start(provider, [Message("user", prompt)], params)
@@ -98,8 +105,11 @@ def cmd_ask(args) -> int:
         if args.stats:
             m = end.get("metrics", {})
             thought = f"first thought {m['ttfr_ms']} ms, " if m.get("ttfr_ms") is not None else ""
-            print(f"[{end.get('status')}] generation {gid}: {thought}first token {m.get('ttft_ms')} ms, "
-                  f"{m.get('output_tokens')} tokens, {m.get('tokens_per_s')} tokens/s", file=sys.stderr)
+            print(
+                f"[{end.get('status')}] generation {gid}: {thought}first token {m.get('ttft_ms')} ms, "
+                f"{m.get('output_tokens')} tokens, {m.get('tokens_per_s')} tokens/s",
+                file=sys.stderr,
+            )
         return _report(end)
     finally:
         gens.close()
@@ -114,7 +124,6 @@ def cmd_attach(args) -> int:
         return 130
     finally:
         gens.close()
-
 
 
 def cmd_prepare(args) -> int:
@@ -133,8 +142,16 @@ def cmd_prepare(args) -> int:
 def cmd_serve(args) -> int:
     from .server import serve
 
-    serve(_settings(args), host=args.host, port=args.port, allow_no_keys=args.allow_no_keys,
-          certfile=args.ssl_certfile, keyfile=args.ssl_keyfile, workers=args.workers, server=args.server)
+    serve(
+        _settings(args),
+        host=args.host,
+        port=args.port,
+        allow_no_keys=args.allow_no_keys,
+        certfile=args.ssl_certfile,
+        keyfile=args.ssl_keyfile,
+        workers=args.workers,
+        server=args.server,
+    )
     return 0
 
 
@@ -145,15 +162,20 @@ def cmd_app(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="response-streaming",
-                                     description="Stream a language model's answer token by token.")
+    parser = argparse.ArgumentParser(
+        prog="response-streaming", description="Stream a language model's answer token by token."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     # Defaults come from the page's packaged .streamlit/config.toml (127.0.0.1:8080), so that file
     # stays the one place they are written; other Streamlit options (--theme.base dark) pass through.
-    app = sub.add_parser("app", help="open the chat page (Streamlit) in your browser", allow_abbrev=False,
-                         description="Serve the chat page. Other options go to Streamlit, e.g. --theme.base dark.")
+    app = sub.add_parser(
+        "app",
+        help="open the chat page (Streamlit) in your browser",
+        allow_abbrev=False,
+        description="Serve the chat page. Other options go to Streamlit, e.g. --theme.base dark.",
+    )
     app.add_argument("--port", type=int, help="port to listen on (default: 8080)")
     app.add_argument("--host", help="address to listen on (default: 127.0.0.1, this machine only)")
     app.set_defaults(func=cmd_app)
@@ -172,8 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--system", help="system prompt")
     ask.add_argument("--stats", action="store_true", help="print time to first token and tokens/s to stderr")
     ask.add_argument("--think", choices=EFFORTS, help="ask a reasoning model to think first, with this effort")
-    ask.add_argument("--hide-reasoning", action="store_true",
-                     help="leave the model's thinking out (it goes to stderr, the answer alone to stdout)")
+    ask.add_argument(
+        "--hide-reasoning",
+        action="store_true",
+        help="leave the model's thinking out (it goes to stderr, the answer alone to stdout)",
+    )
     ask.set_defaults(func=cmd_ask)
 
     attach = sub.add_parser("attach", help="print an answer being written (or written lately) and follow it to its end")
@@ -189,13 +214,22 @@ def build_parser() -> argparse.ArgumentParser:
     provider_options(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--allow-no-keys", action="store_true",
-                       help="serve a non-loopback --host without RS_API_KEYS (anyone who reaches it can use it)")
+    serve.add_argument(
+        "--allow-no-keys",
+        action="store_true",
+        help="serve a non-loopback --host without RS_API_KEYS (anyone who reaches it can use it)",
+    )
     serve.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
-    serve.add_argument("--workers", type=int, help="worker processes (default: one per core; 1 with the embedded model)")
-    serve.add_argument("--server", choices=["granian", "hypercorn", "uvicorn"], default="granian",
-                       help="HTTP server (default granian: HTTP/1.1 and HTTP/2; the others for comparison)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default: one per core; 1 with the embedded model)"
+    )
+    serve.add_argument(
+        "--server",
+        choices=["granian", "hypercorn", "uvicorn"],
+        default="granian",
+        help="HTTP server (default granian: HTTP/1.1 and HTTP/2; the others for comparison)",
+    )
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -4,12 +4,14 @@ Every front end iterates a `Recorder` instead of the raw stream, so all of them 
 time-to-first-token, tokens/s and status, and all of them keep the partial answer when a stream
 fails or the user stops it.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Generator, Iterator, Literal
+from typing import Literal
 
 from .errors import ResponseStreamingError
 from .events import Event, Finish, ReasoningDelta, TextDelta, Usage
@@ -142,7 +144,7 @@ class Recorder:
         self.error = message
         self.exception = err
 
-    def run(self) -> "Recorder":
+    def run(self) -> Recorder:
         """Drain the stream (for callers that need no live text)."""
         for _ in self:
             pass

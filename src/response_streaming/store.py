@@ -13,19 +13,41 @@ SQLite runs in WAL mode (readers never wait for the one writer) with a busy time
 transactions start with `BEGIN IMMEDIATE`: a deferred one that read first and then writes fails at
 once with "database is locked" when another writer got in between, whatever the timeout.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
-from sqlalchemy import (JSON, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-                        create_engine, delete, event, exists, func, insert, select, text, true, update)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from .errors import ConversationNotFound
@@ -33,7 +55,8 @@ from .errors import ConversationNotFound
 metadata = MetaData()
 
 conversations = Table(
-    "conversations", metadata,
+    "conversations",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("title", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -45,9 +68,12 @@ conversations = Table(
 )
 
 messages = Table(
-    "messages", metadata,
+    "messages",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("conversation_id", String(36), ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "conversation_id", String(36), ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
     Column("role", String(16), nullable=False),
     Column("content", Text, nullable=False),
     # user messages are 'complete'; assistant ones end as complete/stopped/error/incomplete.
@@ -62,7 +88,8 @@ schema_version = Table("schema_version", metadata, Column("version", Integer, nu
 
 # Since schema 4: one row per generation (a job that streams an answer), and its append-only log.
 generations = Table(
-    "generations", metadata,
+    "generations",
+    metadata,
     Column("id", String(64), primary_key=True),  # unguessable (secrets.token_urlsafe)
     Column("conversation_id", String(36), nullable=True),  # None: a generation outside the history (HTTP, CLI)
     Column("message_id", Integer, nullable=True),  # the assistant message it writes when it ends
@@ -84,7 +111,8 @@ generations = Table(
 Index("ix_generations_status", generations.c.status)
 
 generation_chunks = Table(
-    "generation_chunks", metadata,
+    "generation_chunks",
+    metadata,
     Column("generation_id", String(64), primary_key=True),
     Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3... without gaps
     Column("kind", String(16), nullable=False),  # text, reasoning, usage, finish, error
@@ -96,16 +124,32 @@ generation_chunks = Table(
 def _schema_1(conn: Connection) -> None:
     # Frozen copy of the first schema: migrations must not follow later edits of the tables above.
     v1 = MetaData()
-    Table("conversations", v1,
-          Column("id", String(36), primary_key=True), Column("title", String(200), nullable=False),
-          Column("created_at", DateTime(timezone=True), nullable=False),
-          Column("updated_at", DateTime(timezone=True), nullable=False))
-    Table("messages", v1,
-          Column("id", Integer, primary_key=True, autoincrement=True),
-          Column("conversation_id", String(36), ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, index=True),
-          Column("role", String(16), nullable=False), Column("content", Text, nullable=False),
-          Column("status", String(16), nullable=False), Column("error", Text, nullable=False, default=""),
-          Column("meta", JSON, nullable=False, default=dict), Column("created_at", DateTime(timezone=True), nullable=False))
+    Table(
+        "conversations",
+        v1,
+        Column("id", String(36), primary_key=True),
+        Column("title", String(200), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    )
+    Table(
+        "messages",
+        v1,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column(
+            "conversation_id",
+            String(36),
+            ForeignKey("conversations.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        Column("role", String(16), nullable=False),
+        Column("content", Text, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("error", Text, nullable=False, default=""),
+        Column("meta", JSON, nullable=False, default=dict),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
     v1.create_all(conn)
 
 
@@ -120,11 +164,14 @@ def _schema_3(conn: Connection) -> None:
     # drawn before a regenerate could act on the new answer. AUTOINCREMENT needs a rebuilt table.
     if conn.dialect.name != "sqlite":
         return  # PostgreSQL sequences never reuse ids
-    conn.execute(text(
-        "CREATE TABLE messages_v3 (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "conversation_id VARCHAR(36) NOT NULL REFERENCES conversations (id) ON DELETE CASCADE, "
-        "role VARCHAR(16) NOT NULL, content TEXT NOT NULL, status VARCHAR(16) NOT NULL, error TEXT NOT NULL, "
-        "meta JSON NOT NULL, created_at DATETIME NOT NULL)"))
+    conn.execute(
+        text(
+            "CREATE TABLE messages_v3 (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "conversation_id VARCHAR(36) NOT NULL REFERENCES conversations (id) ON DELETE CASCADE, "
+            "role VARCHAR(16) NOT NULL, content TEXT NOT NULL, status VARCHAR(16) NOT NULL, error TEXT NOT NULL, "
+            "meta JSON NOT NULL, created_at DATETIME NOT NULL)"
+        )
+    )
     cols = "id, conversation_id, role, content, status, error, meta, created_at"
     conn.execute(text(f"INSERT INTO messages_v3 ({cols}) SELECT {cols} FROM messages"))
     conn.execute(text("DROP TABLE messages"))
@@ -137,22 +184,37 @@ def _schema_4(conn: Connection) -> None:
     v4 = MetaData()
     ts = DateTime(timezone=True)
     gens = Table(
-        "generations", v4,
-        Column("id", String(64), primary_key=True), Column("conversation_id", String(36)),
-        Column("message_id", Integer), Column("continues", Boolean, nullable=False),
-        Column("owner", String(200), nullable=False), Column("status", String(16), nullable=False),
-        Column("stop_requested", Boolean, nullable=False), Column("heartbeat_at", ts, nullable=False),
-        Column("started_at", ts, nullable=False), Column("ended_at", ts), Column("provider", String(64), nullable=False),
-        Column("model", String(200), nullable=False), Column("error", Text, nullable=False),
-        Column("metrics", JSON, nullable=False), Column("principal", String(200)))
+        "generations",
+        v4,
+        Column("id", String(64), primary_key=True),
+        Column("conversation_id", String(36)),
+        Column("message_id", Integer),
+        Column("continues", Boolean, nullable=False),
+        Column("owner", String(200), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("stop_requested", Boolean, nullable=False),
+        Column("heartbeat_at", ts, nullable=False),
+        Column("started_at", ts, nullable=False),
+        Column("ended_at", ts),
+        Column("provider", String(64), nullable=False),
+        Column("model", String(200), nullable=False),
+        Column("error", Text, nullable=False),
+        Column("metrics", JSON, nullable=False),
+        Column("principal", String(200)),
+    )
     Index("ix_generations_status", gens.c.status)
     running = text("status = 'running'")
     # At most one running generation per conversation, whichever tab or replica starts it.
     Index("ux_generations_running", gens.c.conversation_id, unique=True, sqlite_where=running, postgresql_where=running)
-    Table("generation_chunks", v4,
-          Column("generation_id", String(64), primary_key=True), Column("seq", Integer, primary_key=True, autoincrement=False),
-          Column("kind", String(8), nullable=False), Column("text", Text, nullable=False),
-          Column("data", JSON, nullable=False))
+    Table(
+        "generation_chunks",
+        v4,
+        Column("generation_id", String(64), primary_key=True),
+        Column("seq", Integer, primary_key=True, autoincrement=False),
+        Column("kind", String(8), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("data", JSON, nullable=False),
+    )
     v4.create_all(conn)
     conn.execute(text("ALTER TABLE conversations DROP COLUMN busy_owner"))
     conn.execute(text("ALTER TABLE conversations DROP COLUMN busy_until"))
@@ -193,7 +255,7 @@ class StoredMessage:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Store:
@@ -240,7 +302,10 @@ class Store:
         return true() if self.owner is None else conversations.c.owner == self.owner
 
     def _check(self, conn: Connection, cid: str) -> None:
-        """Refuse to touch a conversation that is not this owner's (or that doesn't exist), inside `conn`'s transaction."""
+        """Refuse to touch a conversation that is not this owner's (or that doesn't exist).
+
+        Checked inside `conn`'s transaction, so nothing changes between the check and the write.
+        """
         if self.owner is None:
             return
         if conn.execute(select(conversations.c.id).where(conversations.c.id == cid, self._mine())).first() is None:
@@ -254,13 +319,19 @@ class Store:
     def create_conversation(self, title: str = "New chat") -> str:
         cid = str(uuid.uuid4())
         with self.write() as conn:
-            conn.execute(insert(conversations).values(id=cid, title=_title(title), created_at=_now(), updated_at=_now(),
-                                                      owner=self.owner))
+            conn.execute(
+                insert(conversations).values(
+                    id=cid, title=_title(title), created_at=_now(), updated_at=_now(), owner=self.owner
+                )
+            )
         return cid
 
     def list_conversations(self, search: str = "") -> list[dict]:
-        q = (select(conversations.c.id, conversations.c.title).where(self._mine())
-             .order_by(conversations.c.updated_at.desc()))
+        q = (
+            select(conversations.c.id, conversations.c.title)
+            .where(self._mine())
+            .order_by(conversations.c.updated_at.desc())
+        )
         if search.strip():
             # A title search, literal: % and _ typed by the user are not wildcards.
             pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -286,18 +357,29 @@ class Store:
 
     def busy(self, cid: str) -> bool:
         """Whether an answer is streaming in this conversation right now (in any tab or replica)."""
-        running = select(generations.c.id).where(generations.c.conversation_id == cid, generations.c.status == "running")
+        running = select(generations.c.id).where(
+            generations.c.conversation_id == cid, generations.c.status == "running"
+        )
         with self.engine.connect() as conn:
             return bool(conn.execute(select(exists(running))).scalar())
 
     # Messages ------------------------------------------------------------------------------
-    def add_message(self, cid: str, role: str, content: str, status: str = "complete", error: str = "",
-                    meta: dict | None = None) -> int:
+    def add_message(
+        self, cid: str, role: str, content: str, status: str = "complete", error: str = "", meta: dict | None = None
+    ) -> int:
         with self.write() as conn:
             self._check(conn, cid)
-            mid = conn.execute(insert(messages).values(
-                conversation_id=cid, role=role, content=content, status=status, error=error,
-                meta=_jsonable(meta), created_at=_now())).inserted_primary_key[0]
+            mid = conn.execute(
+                insert(messages).values(
+                    conversation_id=cid,
+                    role=role,
+                    content=content,
+                    status=status,
+                    error=error,
+                    meta=_jsonable(meta),
+                    created_at=_now(),
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]  # always set for an INSERT
             conn.execute(update(conversations).where(conversations.c.id == cid).values(updated_at=_now()))
         return mid
 
@@ -307,8 +389,11 @@ class Store:
             cid = conn.execute(select(messages.c.conversation_id).where(messages.c.id == mid)).scalar()
             if cid:
                 self._check(conn, cid)
-            conn.execute(update(messages).where(messages.c.id == mid).values(
-                content=content, status=status, error=error, meta=_jsonable(meta)))
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == mid)
+                .values(content=content, status=status, error=error, meta=_jsonable(meta))
+            )
             if cid:
                 conn.execute(update(conversations).where(conversations.c.id == cid).values(updated_at=_now()))
 
@@ -317,8 +402,10 @@ class Store:
         if self.owner is not None:  # someone else's conversation has no messages for this owner
             q = q.where(messages.c.conversation_id.in_(select(conversations.c.id).where(self._mine())))
         with self.engine.connect() as conn:
-            return [StoredMessage(r.id, r.role, r.content, r.status, r.error, r.meta or {}, r.created_at)
-                    for r in conn.execute(q)]
+            return [
+                StoredMessage(r.id, r.role, r.content, r.status, r.error, r.meta or {}, r.created_at)
+                for r in conn.execute(q)
+            ]
 
     def delete_messages_from(self, cid: str, message_id: int) -> None:
         """Drop a message and everything after it (regenerate, edit and resend)."""
@@ -335,7 +422,9 @@ def _sqlite_setup(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout = 30000")  # wait for the writer rather than fail
         cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")  # WAL keeps a killed process's commits; only power loss may lose the last
+        cur.execute(
+            "PRAGMA synchronous = NORMAL"
+        )  # WAL keeps a killed process's commits; only power loss may lose the last
         cur.close()
 
     @event.listens_for(engine, "begin")

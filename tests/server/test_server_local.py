@@ -4,6 +4,7 @@ produced; a client that leaves frees the model at once; a full queue answers 429
 `Tap` records what the real provider yielded, so "exactly the text the provider produced" is checked
 against the provider itself, not against a guess. max_tokens stays small: the machine is shared.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,15 +26,19 @@ from tests.server.test_server_openai import Tap, server_lines, wait_for
 
 @pytest.fixture()
 def aws_env(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
 def bedrock_client(base: str):
-    return boto3.client("bedrock-runtime", endpoint_url=base, region_name="us-east-1",
-                        config=Config(retries={"total_max_attempts": 1}))
+    return boto3.client(
+        "bedrock-runtime", endpoint_url=base, region_name="us-east-1", config=Config(retries={"total_max_attempts": 1})
+    )
 
 
 def test_every_api_streams_what_the_model_produced(api_server, local_settings, local_provider, aws_env):
@@ -42,27 +47,42 @@ def test_every_api_streams_what_the_model_produced(api_server, local_settings, l
     prompt = "Name three colours."
 
     stream = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], max_tokens=12, stream=True)
+        model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], max_tokens=12, stream=True
+    )
     got = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert got and got == tap.runs[-1]["text"]
 
     rt = bedrock_client(base)
-    events = rt.converse_stream(modelId="amazon.nova-lite-v1:0", messages=[{"role": "user", "content": [{"text": prompt}]}],
-                                inferenceConfig={"maxTokens": 12})["stream"]
+    events = rt.converse_stream(
+        modelId="amazon.nova-lite-v1:0",
+        messages=[{"role": "user", "content": [{"text": prompt}]}],
+        inferenceConfig={"maxTokens": 12},
+    )["stream"]
     events = list(events)
     got = "".join(e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e)
     assert got and got == tap.runs[-1]["text"]
     assert events[-1]["metadata"]["usage"]["outputTokens"] <= 12 and "messageStop" in events[-2]
 
-    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 12, "messages": [{"role": "user", "content": prompt}]}
-    chunks = [json.loads(e["chunk"]["bytes"]) for e in
-              rt.invoke_model_with_response_stream(modelId="anthropic.claude-3-haiku-20240307-v1:0", body=json.dumps(body))["body"]]
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 12,
+        "messages": [{"role": "user", "content": prompt}],
+    }
+    chunks = [
+        json.loads(e["chunk"]["bytes"])
+        for e in rt.invoke_model_with_response_stream(
+            modelId="anthropic.claude-3-haiku-20240307-v1:0", body=json.dumps(body)
+        )["body"]
+    ]
     got = "".join(c["delta"]["text"] for c in chunks if c["type"] == "content_block_delta")
     assert got and got == tap.runs[-1]["text"]
     assert chunks[-1]["type"] == "message_stop" and "amazon-bedrock-invocationMetrics" in chunks[-1]
 
-    raw = httpx.post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": prompt}], "params": {"max_tokens": 12}},
-                     timeout=60).content
+    raw = httpx.post(
+        f"{base}/v1/stream",
+        json={"messages": [{"role": "user", "content": prompt}], "params": {"max_tokens": 12}},
+        timeout=60,
+    ).content
     events = list(SSEDecoder().iter_bytes(iter([raw])))
     got = "".join(json.loads(e.data)["text"] for e in events if e.event == "delta")
     assert got and got == tap.runs[-1]["text"] and events[-1].event == "finish"
@@ -105,7 +125,9 @@ def test_disconnect_stops_generation_and_frees_the_model(api_server, local_setti
 
     # The same prompt, not interrupted, runs longer: so the 2 above were cut short, not the whole answer.
     tap.gate.set()
-    again = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).chat.completions.create(model="m", **prompt)
+    again = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).chat.completions.create(
+        model="m", **prompt
+    )
     assert again.choices[0].message.content == tap.runs[1]["text"] and tap.runs[1]["events"] > 2
     assert not live
 
@@ -122,7 +144,8 @@ def test_full_queue_answers_429_and_throttling_exception(api_server, local_setti
     try:
         with pytest.raises(openai.RateLimitError) as err:
             openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5, stream=True)
+                model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5, stream=True
+            )
         assert err.value.status_code == 429 and "busy" in err.value.message
         assert err.value.body["type"] == "rate_limit_error"
         with pytest.raises(ClientError) as err:
@@ -133,5 +156,6 @@ def test_full_queue_answers_429_and_throttling_exception(api_server, local_setti
         holder.close()
     assert not provider.engine.busy()
     done = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).chat.completions.create(
-        model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+        model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5
+    )
     assert done.usage.completion_tokens >= 1

@@ -4,6 +4,7 @@
 A scripted ReplayProvider gives a known text, so every client must receive exactly that text; the
 real embedded model is driven in test_server_local.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,10 +70,12 @@ def server_lines(caplog) -> list[str]:
 def start(api_server, protocol):
     """`start(provider)` -> the base URL of a fresh server; the test's requests use `protocol` (each test
     runs over HTTP/1.1 and HTTP/2)."""
+
     def start(provider, settings: Settings = REPLAY, **kw) -> str:
         base = api_server(create_app(settings, provider, **kw))
         PROTOCOLS[base] = protocol
         return base
+
     return start
 
 
@@ -92,8 +95,11 @@ def test_openai_streams_exact_text_with_usage(start, caplog):
     caplog.set_level(logging.INFO, logger="response_streaming.server")
     base = start(ReplayProvider(text=TEXT))
     stream = client(base).chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "say it"}], stream=True,
-        stream_options={"include_usage": True})
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "say it"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -101,8 +107,15 @@ def test_openai_streams_exact_text_with_usage(start, caplog):
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == len(split_tokens(TEXT))
     assert chunks[-1].model == "replay"
     line = wait_for(lambda: [ln for ln in server_lines(caplog) if "/v1/chat/completions" in ln])[0]
-    for part in ("provider=replay", "model=replay", "ttft_ms=", f"tokens={len(split_tokens(TEXT))}",
-                 "tokens_per_s=", "outcome=complete", "status=200"):
+    for part in (
+        "provider=replay",
+        "model=replay",
+        "ttft_ms=",
+        f"tokens={len(split_tokens(TEXT))}",
+        "tokens_per_s=",
+        "outcome=complete",
+        "status=200",
+    ):
         assert part in line
 
 
@@ -117,11 +130,15 @@ def test_openai_whole_completion_and_models(start):
 
 def test_raw_sse_reparsed_at_random_splits(start):
     base = start(ReplayProvider(text=TEXT))
-    raw = http(base).post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True}).content
+    raw = (
+        http(base)
+        .post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True})
+        .content
+    )
     rng = random.Random(7)
     for _ in range(50):
         cuts = sorted(rng.sample(range(1, len(raw)), 25))
-        parts = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+        parts = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
         events = list(SSEDecoder().iter_bytes(iter(parts)))
         assert events[-1].data == "[DONE]"
         assert "".join(json.loads(e.data)["choices"][0]["delta"].get("content", "") for e in events[:-1]) == TEXT
@@ -131,10 +148,16 @@ def test_mid_stream_error_reaches_openai_client_without_done(start):
     base = start(ReplayProvider(text=TEXT, fail_after=3))
     got = []
     with pytest.raises(openai.APIError, match="injected fault"):
-        for chunk in client(base).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True):
+        for chunk in client(base).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+        ):
             got.append(chunk.choices[0].delta.content or "")
     assert "".join(got) == "".join(split_tokens(TEXT)[:3])
-    raw = http(base).post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True}).text
+    raw = (
+        http(base)
+        .post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True})
+        .text
+    )
     assert "[DONE]" not in raw.split("inside")[0] and not raw.rstrip().endswith("data: [DONE]")
     assert json.loads(raw.strip().split("data: ")[-1])["error"]["code"] == "StreamInterrupted"
 
@@ -149,13 +172,17 @@ def test_errors_in_openai_shape(start):
     with pytest.raises(openai.BadRequestError, match="last message must be a non-empty 'user' message"):
         c.chat.completions.create(model="m", messages=[{"role": "assistant", "content": "x"}])
     # httpx's HTTP/2 client can't take an answer before its upload ends: 413 over h2 is in test_server_http2.py.
-    big = httpx.post(f"{base}/v1/chat/completions", content=b'{"messages": "' + b"x" * (1 << 20) + b'"}',
-                     headers={"content-type": "application/json"})
+    big = httpx.post(
+        f"{base}/v1/chat/completions",
+        content=b'{"messages": "' + b"x" * (1 << 20) + b'"}',
+        headers={"content-type": "application/json"},
+    )
     assert big.status_code == 413 and big.json()["error"]["type"] == "invalid_request_error"
 
     def chunked():  # no Content-Length: the limit must hold on the bytes that arrive
         for _ in range(40):
             yield b"x" * 65536
+
     big = httpx.post(f"{base}/v1/chat/completions", content=chunked(), headers={"content-type": "application/json"})
     assert big.status_code == 413 and "larger than" in big.json()["error"]["message"]
     missing = http(base).get(f"{base}/v1/nothing")
@@ -172,7 +199,9 @@ def test_an_unexpected_failure_is_a_safe_500(start):
 
     base = start(Broken())
     for stream in (True, False):
-        r = http(base).post(f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": stream})
+        r = http(base).post(
+            f"{base}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": stream}
+        )
         assert r.status_code == 500
         assert "secret" not in r.text and "Traceback" not in r.text
         assert r.json()["error"]["type"] == "server_error"
@@ -184,8 +213,14 @@ def test_client_disconnect_stops_the_provider(start, caplog):
     base = start(tap)
     # Closing the client closes the connection: httpx's HTTP/2 client sends no RST_STREAM for a response
     # closed early (test_server_http2.py sends one with the h2 library).
-    with http(base) as c, c.stream("POST", f"{base}/v1/chat/completions",
-                      json={"messages": [{"role": "user", "content": "x"}], "stream": True, "max_tokens": 2000}) as r:
+    with (
+        http(base) as c,
+        c.stream(
+            "POST",
+            f"{base}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "x"}], "stream": True, "max_tokens": 2000},
+        ) as r,
+    ):
         lines = r.iter_lines()
         assert next(lines).startswith("data: ")
     wait_for(lambda: tap.runs[0]["closed"])
@@ -198,8 +233,14 @@ def test_langchain_chat_openai_streams_exact_text(start):
     from langchain_openai import ChatOpenAI
 
     base = start(ReplayProvider(text=TEXT))
-    llm = ChatOpenAI(base_url=f"{base}/v1", api_key="not-needed", model="gpt-4o-mini", streaming=True,
-                     stream_usage=True, max_retries=0)
+    llm = ChatOpenAI(
+        base_url=f"{base}/v1",
+        api_key="not-needed",
+        model="gpt-4o-mini",
+        streaming=True,
+        stream_usage=True,
+        max_retries=0,
+    )
     chunks = list(llm.stream("say it"))
     assert "".join(c.content for c in chunks) == TEXT
     usage = [c.usage_metadata for c in chunks if c.usage_metadata]
@@ -208,12 +249,18 @@ def test_langchain_chat_openai_streams_exact_text(start):
 
 def test_our_sse_endpoint(start):
     base = start(ReplayProvider(text=TEXT))
-    raw = http(base).post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}], "params": {"max_tokens": 500}}).content
-    events = list(SSEDecoder().iter_bytes(iter([raw[i:i + 7] for i in range(0, len(raw), 7)])))
+    raw = (
+        http(base)
+        .post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}], "params": {"max_tokens": 500}})
+        .content
+    )
+    events = list(SSEDecoder().iter_bytes(iter([raw[i : i + 7] for i in range(0, len(raw), 7)])))
     assert "".join(json.loads(e.data)["text"] for e in events if e.event == "delta") == TEXT
     assert [e.event for e in events[-2:]] == ["usage", "finish"]
     assert json.loads(events[-1].data)["reason"] == "end_turn"
-    bad = http(base).post(f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}], "params": {"temprature": 1}})
+    bad = http(base).post(
+        f"{base}/v1/stream", json={"messages": [{"role": "user", "content": "x"}], "params": {"temprature": 1}}
+    )
     assert bad.status_code == 400 and "params.temprature is unknown" in bad.json()["error"]["message"]
 
 

@@ -1,4 +1,5 @@
 """Our event-stream frames, read back by botocore's own decoder, split at every byte boundary."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ def decode(data: bytes, cut: int):
 
 
 def test_frames_round_trip_through_botocore_at_any_split():
-    data = event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "héllo ✓"}}) + \
-        exception_frame("throttlingException", "Too many requests")
+    data = event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "héllo ✓"}}) + exception_frame(
+        "throttlingException", "Too many requests"
+    )
     for cut in range(len(data) + 1):
         first, second = decode(data, cut)
         assert first.headers[":event-type"] == "contentBlockDelta"

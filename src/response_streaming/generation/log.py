@@ -83,7 +83,7 @@ class Waker:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._versions: dict[str, int] = {}
-        self._callbacks: dict[str, set[Callable[[], None]]] = {}
+        self._callbacks: dict[str, set[Callable[[], object]]] = {}
 
     def version(self, gid: str) -> int:
         with self._cond:
@@ -97,7 +97,7 @@ class Waker:
         for callback in callbacks:
             callback()
 
-    def subscribe(self, gid: str, callback: Callable[[], None]) -> Callable[[], None]:
+    def subscribe(self, gid: str, callback: Callable[[], object]) -> Callable[[], None]:
         """Call `callback` (from whichever thread appends) at each wake-up for `gid`, e.g. to set an
         asyncio event with `loop.call_soon_threadsafe`; returns the function that unsubscribes."""
         with self._cond:

@@ -44,9 +44,16 @@ def check_exposure(settings: Settings, host: str, allow_no_keys: bool = False) -
     return warning
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, allow_no_keys: bool = False,
-          certfile: str | None = None, keyfile: str | None = None, workers: int | None = None,
-          server: str = "granian") -> None:
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    allow_no_keys: bool = False,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    workers: int | None = None,
+    server: str = "granian",
+) -> None:
     """Run the server until interrupted. `workers` (default: one per core) processes each serve the app;
     the embedded model is one per process, so with it there is one worker (see README "Serve")."""
     from .run import configure_logging, run
@@ -61,8 +68,17 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, allow_n
     if settings.provider != "local" and (workers > 1 or server != "granian"):
         create_app(settings, bind_host=host)  # cheap to build: a bad setting fails here, before any worker starts
     scheme = "https" if certfile else "http"
-    log.info("serving provider=%s model=%s on %s://%s:%d (%s, %d worker%s)", settings.provider,
-             settings.model or "default", scheme, host, port, server, workers, "s" if workers > 1 else "")
+    log.info(
+        "serving provider=%s model=%s on %s://%s:%d (%s, %d worker%s)",
+        settings.provider,
+        settings.model or "default",
+        scheme,
+        host,
+        port,
+        server,
+        workers,
+        "s" if workers > 1 else "",
+    )
     run(server, settings, host, port, workers, certfile, keyfile)
 
 
@@ -71,7 +87,9 @@ def workers_for(settings: Settings, asked: int | None) -> int:
     second copy of the model and split the batches the engine forms across requests."""
     if settings.provider == "local":
         if asked not in (None, 1):
-            raise ConfigError("--workers must be 1 with the embedded model: one process holds the model and batches "
-                              "every request; use a remote or replay provider to serve from several processes.")
+            raise ConfigError(
+                "--workers must be 1 with the embedded model: one process holds the model and batches "
+                "every request; use a remote or replay provider to serve from several processes."
+            )
         return 1
     return asked or os.cpu_count() or 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
@@ -25,14 +25,14 @@ from .validate import Limits
 
 log = logging.getLogger("response_streaming.server")
 
-RENDERERS = {
+RENDERERS: dict[str, Callable[[Exception], Response]] = {
     "openai": openai_api.error_response,
     "bedrock": bedrock_api.error_response,
     "events": events_api.error_response,
 }
 
 
-def render_error(path: str, err: BaseException) -> Response:
+def render_error(path: str, err: Exception) -> Response:
     return RENDERERS[api_of(path)](err)
 
 

@@ -3,10 +3,12 @@
 with `endpoint_url` pointed here.
 
 The request side (Converse JSON; each family's native InvokeModel body) is read by `wire.bedrock`
-(one module per format) and checked here; every byte of the answer comes from `wire.bedrock`'s encoders. The model id picks the
+(one module per format) and checked here; every byte of the answer comes from `wire.bedrock`'s encoders.
+The model id picks the
 *format* (for invoke, its family's native JSON); the configured provider always answers.
 Who may call is checked before any route runs (`access.py`: Host, Origin, API keys, AWS SigV4).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,10 +35,21 @@ from .validate import DEFAULT_LIMITS, Limits, check_conversation, make_params, r
 def _checked(req: RawRequest, default: Params, limits: Limits) -> tuple[list[Message], Params]:
     """A request read by its format (`wire.bedrock`) -> checked (messages, params), limits included."""
     stops = stop_list(req.stop, req.stop_name, limits) if req.stop_name else ()
-    names = {k: f"{req.prefix}{n}" for k, n in (("max_tokens", "max tokens"), ("temperature", "temperature"),
-                                                 ("top_p", "top_p"))}
-    params = make_params(default, limits, max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
-                         stop=stops, system=req.system, names=names, reasoning=req.reasoning)
+    names = {
+        k: f"{req.prefix}{n}"
+        for k, n in (("max_tokens", "max tokens"), ("temperature", "temperature"), ("top_p", "top_p"))
+    }
+    params = make_params(
+        default,
+        limits,
+        max_tokens=req.max_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        stop=stops,
+        system=req.system,
+        names=names,
+        reasoning=req.reasoning,
+    )
     return check_conversation(req.messages, params, limits), params
 
 
@@ -50,8 +63,10 @@ def parse_invoke(
 ) -> tuple[list[Message], Params]:
     """A family's native InvokeModel body -> (messages, params)."""
     if family is None:
-        raise BadRequest(f"Unknown model family for {model_id!r}: invoke understands the native bodies of "
-                         f"{', '.join(wire.FAMILIES)} model ids (e.g. amazon.nova-lite-v1:0). Converse works with any id.")
+        raise BadRequest(
+            f"Unknown model family for {model_id!r}: invoke understands the native bodies of "
+            f"{', '.join(wire.FAMILIES)} model ids (e.g. amazon.nova-lite-v1:0). Converse works with any id."
+        )
     return _checked(family.read_request(require_object(body)), default, limits)
 
 
@@ -97,22 +112,29 @@ class BedrockWire:
             return wire.stream_exception_frame(err)
         m = rec.metrics
         first_byte = m.ttft_ms if m.ttft_ms is not None else m.duration_ms
-        return self.encoder.end(m.stop_reason or "end_turn", m.input_tokens or 0, m.output_tokens, m.duration_ms,
-                                first_byte)
+        return self.encoder.end(
+            m.stop_reason or "end_turn", m.input_tokens or 0, m.output_tokens, m.duration_ms, first_byte
+        )
 
     def whole(self, rec: Recorder) -> Response:
         if (err := failure(rec)) is not None:
             return error_response(err)
         m = rec.metrics
         i, o = m.input_tokens or 0, m.output_tokens
-        body = self.encoder.whole_body(rec.text, m.stop_reason or "end_turn", i, o, m.duration_ms,
-                                       blocks_of(rec.reasoning))
+        body = self.encoder.whole_body(
+            rec.text, m.stop_reason or "end_turn", i, o, m.duration_ms, blocks_of(rec.reasoning)
+        )
         if isinstance(self.encoder, ConverseEncoder):
             return JSONResponse(body)
         # InvokeModel reports usage and latency in headers too; boto3 exposes them in ResponseMetadata.
-        return JSONResponse(body, headers={"x-amzn-bedrock-input-token-count": str(i),
-                                           "x-amzn-bedrock-output-token-count": str(o),
-                                           "x-amzn-bedrock-invocation-latency": str(m.duration_ms)})
+        return JSONResponse(
+            body,
+            headers={
+                "x-amzn-bedrock-input-token-count": str(i),
+                "x-amzn-bedrock-output-token-count": str(o),
+                "x-amzn-bedrock-invocation-latency": str(m.duration_ms),
+            },
+        )
 
 
 def router(state) -> APIRouter:
@@ -138,6 +160,7 @@ def router(state) -> APIRouter:
         family = family_of(model_id)
         body = await read_json(request)
         messages, params = parse_invoke(family, model_id, body, state.settings.default_params(), state.limits)
+        assert family is not None  # parse_invoke refused an unknown one
         return respond(request, messages, params, BedrockWire(InvokeEncoder(family, model_id)), True)
 
     @api.post("/model/{model_id:path}/invoke")
@@ -145,6 +168,7 @@ def router(state) -> APIRouter:
         family = family_of(model_id)
         body = await read_json(request)
         messages, params = parse_invoke(family, model_id, body, state.settings.default_params(), state.limits)
+        assert family is not None  # parse_invoke refused an unknown one
         return respond(request, messages, params, BedrockWire(InvokeEncoder(family, model_id)), False)
 
     return api

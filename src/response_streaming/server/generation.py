@@ -11,6 +11,7 @@ token in flight, the local model is free.
 first piece or error is known (so an error that happens before any text gets its real status, e.g.
 429 when the queue is full), and writes one log line when the request ends, however it ends.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,9 +19,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 import anyio
 from starlette.responses import Response
@@ -60,7 +61,9 @@ def failure(rec: Recorder) -> ResponseStreamingError | None:
 class Generation:
     """Runs `provider.stream(messages, params)` in a daemon thread; `await get()` yields str pieces, then `End`."""
 
-    def __init__(self, provider: Provider, messages: Sequence[Message], params: Params, live: set | None = None) -> None:
+    def __init__(
+        self, provider: Provider, messages: Sequence[Message], params: Params, live: set | None = None
+    ) -> None:
         self.provider = provider
         self.live = live if live is not None else set()  # the app's open generations (for /health)
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -218,12 +221,15 @@ class GenerationResponse(Response):
             items = [await self.gen.get()]
             items += self.gen.ready()
         end = items.pop()
+        assert isinstance(end, End)  # the loop above ends on it
         body = b"".join(map(self._frame, items)) + self.wire.end(end.rec, failure(end.rec))
         await send({"type": "http.response.body", "body": body, "more_body": False})
         return outcome_of(end.rec), 200
 
-    def _frame(self, item: str | ReasoningDelta) -> bytes:
-        return self.wire.piece(item) if isinstance(item, str) else self.wire.reasoning(item)
+    def _frame(self, item: str | ReasoningDelta | End) -> bytes:
+        if isinstance(item, str):
+            return self.wire.piece(item)
+        return self.wire.reasoning(item) if isinstance(item, ReasoningDelta) else b""
 
     async def _whole(self, scope, receive, send) -> tuple[str, int]:
         item = await self.gen.get()
@@ -240,14 +246,20 @@ def outcome_of(rec: Recorder) -> str:
     return rec.status
 
 
-def write_log(fields: dict, gen: Generation | None, outcome: str, status: int, seconds: float,
-              level: int = logging.INFO) -> None:
+def write_log(
+    fields: dict, gen: Generation | None, outcome: str, status: int, seconds: float, level: int = logging.INFO
+) -> None:
     """The one log line of a request: provider, model, time to first token, tokens, tokens/s, outcome."""
     line = dict(fields)
     if gen is not None:
         m = gen.rec.metrics
-        line.update(provider=gen.provider.name, model=gen.provider.model, ttft_ms=m.ttft_ms,
-                    tokens=m.output_tokens, tokens_per_s=m.tokens_per_s)
+        line.update(
+            provider=gen.provider.name,
+            model=gen.provider.model,
+            ttft_ms=m.ttft_ms,
+            tokens=m.output_tokens,
+            tokens_per_s=m.tokens_per_s,
+        )
     line.update(outcome=outcome, status=status, ms=int(seconds * 1000))
     log.log(level, " ".join(f"{k}={_fmt(v)}" for k, v in line.items()))
 

@@ -1,9 +1,11 @@
 """Request plumbing shared by every endpoint: JSON bodies, the size and time limits, the per-request log line."""
+
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,8 +32,9 @@ class Guard:
     client trickling a byte a second can't hold a connection (and its request) open.
     """
 
-    def __init__(self, app, max_bytes: int, render: Callable[[str, ResponseStreamingError], Response],
-                 body_timeout: float = 30.0) -> None:
+    def __init__(
+        self, app, max_bytes: int, render: Callable[[str, ResponseStreamingError], Response], body_timeout: float = 30.0
+    ) -> None:
         self.app, self.max_bytes, self.render, self.body_timeout = app, max_bytes, render, body_timeout
 
     async def __call__(self, scope, receive, send) -> None:
@@ -55,9 +58,10 @@ class Guard:
             left = started + self.body_timeout - time.monotonic()
             try:
                 message = await asyncio.wait_for(receive(), max(left, 0.001))
-            except asyncio.TimeoutError:
-                raise RequestTimeout(f"The request body took longer than {self.body_timeout:g} s to arrive "
-                                     "(setting RS_BODY_TIMEOUT).") from None
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"The request body took longer than {self.body_timeout:g} s to arrive (setting RS_BODY_TIMEOUT)."
+                ) from None
             seen += len(message.get("body", b""))
             body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if seen > self.max_bytes:
@@ -76,8 +80,14 @@ class Guard:
                 error = scope.get("rs.error")
                 outcome = f"error:{error}" if error else ("ok" if status < 400 else "rejected")
                 level = 10 if path == "/health" and status == 200 else 20  # probes: DEBUG, not INFO
-                write_log({"api": api_of(path), "method": scope.get("method"), "path": path}, None, outcome, status,
-                          time.monotonic() - started, level=level)
+                write_log(
+                    {"api": api_of(path), "method": scope.get("method"), "path": path},
+                    None,
+                    outcome,
+                    status,
+                    time.monotonic() - started,
+                    level=level,
+                )
 
     def too_large(self) -> RequestTooLarge:
         return RequestTooLarge(f"The request body is larger than {self.max_bytes} bytes.")

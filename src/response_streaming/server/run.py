@@ -49,7 +49,7 @@ def _granian(settings: Settings, host: str, port: int, workers: int, certfile: s
     from pathlib import Path
 
     from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
     from granian.http import HTTP1Settings
 
     Granian(
@@ -66,7 +66,7 @@ def _granian(settings: Settings, host: str, port: int, workers: int, certfile: s
         http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000)),
         ssl_cert=Path(certfile) if certfile else None,
         ssl_key=Path(keyfile) if keyfile else None,
-        ssl_protocol_min="tls1.2",
+        ssl_protocol_min=SSLProtocols.tls12,
         workers_kill_timeout=10,
     ).serve()
 
@@ -78,7 +78,7 @@ def _granian_in_process(
     import signal
     from pathlib import Path
 
-    from granian.constants import HTTPModes, Interfaces
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
     from granian.http import HTTP1Settings
     from granian.server.embed import Server
 
@@ -92,7 +92,7 @@ def _granian_in_process(
         http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000)),
         ssl_cert=Path(certfile) if certfile else None,
         ssl_key=Path(keyfile) if keyfile else None,
-        ssl_protocol_min="tls1.2",
+        ssl_protocol_min=SSLProtocols.tls12,
     )
 
     async def main() -> None:
