@@ -39,13 +39,19 @@ class RenderCache:
     def markdown(self, m: StoredMessage) -> str:
         if not m.content:
             return EMPTY
-        key = self.key(m)
+        return self._get(self.key(m), m.content)
+
+    def sanitized(self, text: str) -> str:
+        """Any other stored text (an answer's thinking), keyed by the text itself."""
+        return self._get(("text", len(text), hash(text)), text)
+
+    def _get(self, key: tuple, content: str) -> str:
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
                 self._items.move_to_end(key)
                 return hit
-        text = self.render(m.content)  # outside the lock: other sessions keep drawing meanwhile
+        text = self.render(content)  # outside the lock: other sessions keep drawing meanwhile
         with self._lock:
             self.misses += 1
             self._items[key] = text

@@ -13,7 +13,8 @@ import time
 
 import streamlit as st
 
-from ..render import LiveMarkdown, sanitize
+from ..render import LiveMarkdown
+from .cache import render_cache
 
 REDACTED_NOTE = "Part of the thinking was encrypted by the provider and is not shown."
 
@@ -33,7 +34,7 @@ def label(seconds: int | None) -> str:
 def _draw_closed(slot, text: str, seconds: int | None, redacted: bool) -> None:
     with slot.container(), st.expander(label(seconds), expanded=False, icon=":material/psychology:"):
         if text.strip():
-            st.markdown(sanitize(text))
+            st.markdown(render_cache().sanitized(text))  # a finished thought: sanitised once (`cache`)
         if redacted:
             st.caption(REDACTED_NOTE)
 
