@@ -65,8 +65,9 @@ def sampling(provider: LocalProvider) -> dict:
 def summarise(starts: list[float], stamps: list[list[float]]) -> dict:
     counts = [len(s) for s in stamps]
     per = [len(s) / (s[-1] - t0) for s, t0 in zip(stamps, starts, strict=True) if s]
-    last = max(s[-1] for s in stamps if s)
-    return {"per_stream": median(per), "aggregate": sum(counts) / (last - min(starts)), "tokens": counts}
+    last = max((s[-1] for s in stamps if s), default=None)
+    aggregate = sum(counts) / (last - min(starts)) if last is not None else None
+    return {"per_stream": median(per), "aggregate": aggregate, "tokens": counts}
 
 
 # ---------------------------------------------------------------- ours
@@ -162,15 +163,18 @@ class Bare:
 # ---------------------------------------------------------------- llama-cpp-python's server
 
 
-def run_server(base: str, b: int, n: int, samp: dict) -> dict:
+def run_server(base: str, prompts: list[str], n: int, samp: dict) -> dict:
+    """B streaming `/v1/completions` clients, each with the exact prompt text ours builds (the server's own
+    chat formatting would differ per model, and ends Gemma's turn at once)."""
+    b = len(prompts)
     starts, stamps = [0.0] * b, [[] for _ in range(b)]
 
     def one(i: int) -> None:
-        body = {"messages": [{"role": "user", "content": PROMPTS[i]}], "max_tokens": n, "stream": True, **samp}
+        body = {"prompt": prompts[i], "max_tokens": n, "stream": True, **samp}
         starts[i] = time.perf_counter()
-        with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=600) as r:
+        with httpx.stream("POST", f"{base}/v1/completions", json=body, timeout=600) as r:
             for line in r.iter_lines():
-                if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                if line.startswith("data: {") and json.loads(line[6:])["choices"][0].get("text"):
                     stamps[i].append(time.perf_counter())
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(b)]
@@ -283,14 +287,19 @@ def throughput(model: str, args) -> tuple[list[list[str]], dict]:
     )
     provider = LocalProvider(settings)
     samp = sampling(provider)
-    prompts = [provider.loaded.format.fit([Message("user", p)], provider.loaded.system, 10**9) for p in PROMPTS]
+    pf, system = provider.loaded.format, provider.loaded.system
+    prompts = [pf.fit([Message("user", p)], system, 10**9) for p in PROMPTS]
+    # The same prompts as text for the server: our render with each hole filled (BOS is added by the server).
+    texts = [
+        pf.render([Message("user", p)], system).replace("\x000\x00", p).replace("\x001\x00", system) for p in PROMPTS
+    ]
     bare = Bare(provider.engine.path, args.n_ctx, args.threads, max(args.batches), samp)
     log = Path(tempfile.gettempdir()) / f"bench-llama-server-{model}.log"  # llama.cpp is chatty: not in results/
     proc, base = start_server(provider.engine.path, args.n_ctx, args.threads, log)
     raw: dict = {}
     try:
         # Warm-up: the first decode of each engine pays for page faults and buffer allocation.
-        run_server(base, 1, 4, samp)
+        run_server(base, texts[:1], 4, samp)
         run_ours(provider, 1, 4)
         bare.run(prompts[:1], 4)
         for b in args.batches:
@@ -299,7 +308,8 @@ def throughput(model: str, args) -> tuple[list[list[str]], dict]:
                 raw[b]["ours"].append(run_ours(provider, b, args.tokens))
                 raw[b]["bare"].append(bare.run(prompts[:b], args.tokens))
                 if b <= args.server_max_b:
-                    raw[b]["server"].append(run_server(base, b, args.tokens, samp))
+                    raw[b]["server"].append(run_server(base, texts[:b], args.tokens, samp))
+                print(f"{model} B={b}: done", file=sys.stderr, flush=True)
     finally:
         stop_process(proc)
     rows = []
