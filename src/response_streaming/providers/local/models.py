@@ -48,8 +48,10 @@ BUNDLED: dict[str, BundledModel] = {
             1.1,
             0.2,  # as its model card samples it; at 0.7 it strays ("Le Grand Paris, le Grand-Bien-...")
             # Its template's own default ("...named SmolLM, trained by Hugging Face") made it answer
-            # "What is the capital of France?" with "L'Étoile, la Marseillaise, ..."; this one, with Paris.
-            system="You are a helpful assistant.",
+            # "What is the capital of France?" with "L'Étoile, la Marseillaise, ..."; with this one its
+            # first token is "The" (→ "The capital of France is Paris.") with p≈0.78 at temperature 0.2,
+            # against 0.49 for "You are a helpful assistant." (the rest: "La", "Le": French answers).
+            system="You are a helpful AI assistant.",
         ),
         # A base model: continues text well, chats badly; a transcript with stop sequences suits it.
         BundledModel(
