@@ -73,14 +73,16 @@ def summarise(starts: list[float], stamps: list[list[float]]) -> dict:
 # ---------------------------------------------------------------- ours
 
 
-def run_ours(provider: LocalProvider, b: int, n: int) -> dict:
+def run_ours(provider: LocalProvider, prompts: list[str], n: int) -> dict:
+    b = len(prompts)
+    provider.engine.forget()  # the prompts are read again, as the other two engines do (no prefix reuse here)
     starts, stamps = [0.0] * b, [[] for _ in range(b)]
     s = sampling(provider)
 
     def one(i: int) -> None:
         starts[i] = time.perf_counter()
         for e in provider.stream(
-            [Message("user", PROMPTS[i])], Params(max_tokens=n, temperature=s["temperature"], top_p=s["top_p"])
+            [Message("user", prompts[i])], Params(max_tokens=n, temperature=s["temperature"], top_p=s["top_p"])
         ):
             if isinstance(e, TextDelta):
                 stamps[i].append(time.perf_counter())
@@ -288,28 +290,41 @@ def throughput(model: str, args) -> tuple[list[list[str]], dict]:
     provider = LocalProvider(settings)
     samp = sampling(provider)
     pf, system = provider.loaded.format, provider.loaded.system
-    prompts = [pf.fit([Message("user", p)], system, 10**9) for p in PROMPTS]
-    # The same prompts as text for the server: our render with each hole filled (BOS is added by the server).
-    texts = [
-        pf.render([Message("user", p)], system).replace("\x000\x00", p).replace("\x001\x00", system) for p in PROMPTS
-    ]
+
+    def prompts_for(tag: str) -> tuple[list[str], list[list[int]], list[str]]:
+        """The B prompts as words (ours), tokens (bare) and text (the server: our render, holes filled; it adds
+        BOS). A tag per run makes each prompt new to every engine: llama_cpp.server reuses the last prompt's KV."""
+        words = [f"({tag}) {p}" for p in PROMPTS]
+        tokens = [pf.fit([Message("user", w)], system, 10**9) for w in words]
+        texts = [
+            pf.render([Message("user", w)], system).replace("\x000\x00", w).replace("\x001\x00", system) for w in words
+        ]
+        return words, tokens, texts
+
     bare = Bare(provider.engine.path, args.n_ctx, args.threads, max(args.batches), samp)
     log = Path(tempfile.gettempdir()) / f"bench-llama-server-{model}.log"  # llama.cpp is chatty: not in results/
     proc, base = start_server(provider.engine.path, args.n_ctx, args.threads, log)
     raw: dict = {}
     try:
         # Warm-up: the first decode of each engine pays for page faults and buffer allocation.
+        words, tokens, texts = prompts_for("warm-up")
         run_server(base, texts[:1], 4, samp)
-        run_ours(provider, 1, 4)
-        bare.run(prompts[:1], 4)
+        run_ours(provider, words[:1], 4)
+        bare.run(tokens[:1], 4)
         for b in args.batches:
             raw[b] = {"ours": [], "bare": [], "server": []}
-            for _ in range(args.runs):
-                raw[b]["ours"].append(run_ours(provider, b, args.tokens))
-                raw[b]["bare"].append(bare.run(prompts[:b], args.tokens))
-                if b <= args.server_max_b:
-                    raw[b]["server"].append(run_server(base, texts[:b], args.tokens, samp))
-                print(f"{model} B={b}: done", file=sys.stderr, flush=True)
+            order = ["ours", "bare", "server"] if b <= args.server_max_b else ["ours", "bare"]
+            for r in range(args.runs):
+                words, tokens, texts = prompts_for(f"B{b} run {r + 1}")
+                # Each run starts with another engine: a machine shared with others drifts over minutes.
+                for name in order[r % len(order) :] + order[: r % len(order)]:
+                    if name == "ours":
+                        raw[b][name].append(run_ours(provider, words[:b], args.tokens))
+                    elif name == "bare":
+                        raw[b][name].append(bare.run(tokens[:b], args.tokens))
+                    else:
+                        raw[b][name].append(run_server(base, texts[:b], args.tokens, samp))
+                print(f"{model} B={b}: run {r + 1} done", file=sys.stderr, flush=True)
     finally:
         stop_process(proc)
     rows = []
