@@ -36,6 +36,7 @@ def stream_into(gens: Generations, gid: str, box, stats, prior: str = "", though
     status, checked = "", time.monotonic()
     while not status:
         chunks = gens.read(gid, after, wait=HEARTBEAT)
+        text = ""
         for chunk in chunks:
             after = chunk.seq
             if chunk.kind == "reasoning":
@@ -51,9 +52,13 @@ def stream_into(gens: Generations, gid: str, box, stats, prior: str = "", though
                 tokens += chunk.data.get("n", 1)
                 if first_seen is None:
                     first_seen, ttft = time.monotonic(), chunk.data.get("ttft_ms")
-                view.update(piece)
+                text += piece
             elif chunk.terminal:
                 status = chunk.data.get("status", "error")
+        if text:
+            # One update per read: a re-attach draws everything so far at once (LiveMarkdown draws a first
+            # update at once and holds later ones for its interval), not its first chunk first.
+            view.update(text)
         if not chunks:
             view.update("")  # LiveMarkdown may hold text back for a moment; a quiet stream still gets it drawn
             if time.monotonic() - checked > CHECK_EVERY:
