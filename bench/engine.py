@@ -36,6 +36,7 @@ from response_streaming.config import Settings
 from response_streaming.events import Message, Params, TextDelta
 from response_streaming.providers import local
 from response_streaming.providers.local import LocalProvider
+from response_streaming.providers.local.engine import PENALTY_LAST_N
 
 PROMPTS = [
     f"Write a long story about {who} that go on an adventure to the old lighthouse:"
@@ -118,7 +119,10 @@ class Bare:
         L, s = self.L, self.samp
         c = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
         L.llama_sampler_chain_add(
-            c, L.llama_sampler_init_penalties(L.llama_vocab_n_tokens(self.vocab), 64, s["repeat_penalty"], 0.0, 0.0)
+            c,
+            L.llama_sampler_init_penalties(
+                L.llama_vocab_n_tokens(self.vocab), PENALTY_LAST_N, s["repeat_penalty"], 0.0, 0.0
+            ),
         )
         L.llama_sampler_chain_add(c, L.llama_sampler_init_top_k(s["top_k"]))
         L.llama_sampler_chain_add(c, L.llama_sampler_init_top_p(s["top_p"], 1))

@@ -31,7 +31,9 @@ from ...errors import ConfigError, ProviderUnavailable, Throttled
 
 N_BATCH = 512  # tokens per decode; also the largest prompt chunk when no answer is streaming
 PREFILL_BUSY = 128  # the prompt chunk per step while other answers stream (≈0.3–0.5 s of their wait)
-PENALTY_LAST_N = 64  # answer tokens the repeat penalty looks back over (llama.cpp's default)
+# Answer tokens the repeat penalty looks back over. llama.cpp's default, 64, is shorter than a paragraph:
+# SmolLM2 then wrote the same 100-token paragraph again and again in long stories.
+PENALTY_LAST_N = 256
 RELEASE_WAIT = 30.0  # seconds a closing stream waits for the engine to give its slot back
 
 
