@@ -179,7 +179,10 @@ def streamlit_server(tmp_path):
             proc.kill()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in the main thread while
+# it is started, so `asyncio.run` (LangChain's async suites, the benchmarks' own Playwright) would fail
+# in any module that runs after the first browser test.
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
