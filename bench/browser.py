@@ -20,6 +20,7 @@ script raised), is reported as such with how much of the answer it showed; its s
 (so a backlog cannot slow the next run), and longer answers at the same rate are not tried for that
 page. The pages run with Streamlit's defaults unless `--st-option` says otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (BENCH, RESULTS, bench_text, chromium, cpu_seconds, fmt, median, start_streamlit, stop_process,
-                    table, visible, write_result)
-
+from common import (
+    BENCH,
+    RESULTS,
+    bench_text,
+    chromium,
+    cpu_seconds,
+    fmt,
+    median,
+    start_streamlit,
+    stop_process,
+    table,
+    visible,
+    write_result,
+)
 from response_streaming.providers.replay import split_tokens
 
 PAGES = ("ours", "direct", "write_stream", "callback_handler")
@@ -78,8 +90,12 @@ class Server:
         self.start()
 
     def start(self) -> None:
-        self.proc, self.url = start_streamlit(BENCH / "pages" / f"{self.name}.py", {"BENCH_OUT": str(self.out_dir)},
-                                              self.out_dir / f"{self.name}.log", self.options)
+        self.proc, self.url = start_streamlit(
+            BENCH / "pages" / f"{self.name}.py",
+            {"BENCH_OUT": str(self.out_dir)},
+            self.out_dir / f"{self.name}.log",
+            self.options,
+        )
 
     def restart(self) -> None:
         stop_process(self.proc)
@@ -120,10 +136,19 @@ def measure(browser, server: Server, tokens: int, rate: float, run_id: str, budg
             page.wait_for_timeout(50)
         page.wait_for_timeout(200)  # the script-finished message
         records = page.evaluate("window.__bench.records")
-        result = {"page": server.name, "tokens": tokens, "rate": rate, "run": run_id, "marks": marks,
-                  "expected_visible": expected, "shown_visible": records[-1][1] if records else 0,
-                  "ws_bytes": received[0] - bytes0, "answer_bytes": len(answer.encode()),
-                  "server_cpu_s": cpu_seconds(server.proc.pid) - cpu0, "browser_task_s": task_seconds(cdp) - task0}
+        result = {
+            "page": server.name,
+            "tokens": tokens,
+            "rate": rate,
+            "run": run_id,
+            "marks": marks,
+            "expected_visible": expected,
+            "shown_visible": records[-1][1] if records else 0,
+            "ws_bytes": received[0] - bytes0,
+            "answer_bytes": len(answer.encode()),
+            "server_cpu_s": cpu_seconds(server.proc.pid) - cpu0,
+            "browser_task_s": task_seconds(cdp) - task0,
+        }
     finally:
         context.close()
     if marks is None:
@@ -134,8 +159,11 @@ def measure(browser, server: Server, tokens: int, rate: float, run_id: str, budg
         result["outcome"] = "finished"
         first = next(t for t, n in records if n > 0) / 1000
         full = next((t for t, n in records if n >= expected), records[-1][0]) / 1000
-        result.update(ttft_overhead_ms=(first - marks["first_emit"]) * 1000, drain_lag_ms=(full - marks["last_emit"]) * 1000,
-                      wire_amplification=result["ws_bytes"] / result["answer_bytes"])
+        result.update(
+            ttft_overhead_ms=(first - marks["first_emit"]) * 1000,
+            drain_lag_ms=(full - marks["last_emit"]) * 1000,
+            wire_amplification=result["ws_bytes"] / result["answer_bytes"],
+        )
     return result
 
 
@@ -157,7 +185,7 @@ def run_all(rates, lengths, pages, runs: int, peer_runs: int, budget: float, wor
                     wanted = {p: runs if p in ("ours", "direct") else peer_runs for p in pages}
                     for rep in range(max(wanted.values())):
                         # Rotate the order so no page always runs right after a heavy one.
-                        order = pages[rep % len(pages):] + pages[:rep % len(pages)]
+                        order = pages[rep % len(pages) :] + pages[: rep % len(pages)]
                         for name in order:
                             if rep >= wanted[name] or name in gave_up:
                                 continue
@@ -178,34 +206,66 @@ def run_all(rates, lengths, pages, runs: int, peer_runs: int, budget: float, wor
 
 
 def summarise(results: list[dict], budget: float) -> str:
-    header = ["rate (tokens/s)", "tokens", "page", "runs finished", "TTFT overhead ms", "drain lag ms",
-              "wire bytes ÷ answer bytes", "server CPU s", "server CPU ms / 1k tokens", "browser main thread s"]
+    header = [
+        "rate (tokens/s)",
+        "tokens",
+        "page",
+        "runs finished",
+        "TTFT overhead ms",
+        "drain lag ms",
+        "wire bytes ÷ answer bytes",
+        "server CPU s",
+        "server CPU ms / 1k tokens",
+        "browser main thread s",
+    ]
     rows = []
     keys = sorted({(r["rate"], r["tokens"], r["page"]) for r in results}, key=lambda k: (k[0], k[1], PAGES.index(k[2])))
     for rate, tokens, page in keys:
         group = [r for r in results if (r["rate"], r["tokens"], r["page"]) == (rate, tokens, page)]
         if "skipped_after" in group[0]:
-            rows.append([fmt(rate), fmt(tokens), page, f"not tried (did not finish {group[0]['skipped_after']:,})"]
-                        + ["–"] * 6)
+            rows.append(
+                [fmt(rate), fmt(tokens), page, f"not tried (did not finish {group[0]['skipped_after']:,})"] + ["–"] * 6
+            )
             continue
         done = [r for r in group if r["outcome"] == "finished"]
         if not done:
             shown = max(r["shown_visible"] / r["expected_visible"] for r in group)
-            rows.append([fmt(rate), fmt(tokens), page, f"0/{len(group)}: {group[0]['outcome']} ({shown:.0%} shown)",
-                         "–", "–", fmt(median(r["ws_bytes"] / r["answer_bytes"] for r in group), 1) + " (so far)",
-                         "> " + fmt(median(r["server_cpu_s"] for r in group), 1), "–",
-                         "> " + fmt(median(r["browser_task_s"] for r in group), 1)])
+            rows.append(
+                [
+                    fmt(rate),
+                    fmt(tokens),
+                    page,
+                    f"0/{len(group)}: {group[0]['outcome']} ({shown:.0%} shown)",
+                    "–",
+                    "–",
+                    fmt(median(r["ws_bytes"] / r["answer_bytes"] for r in group), 1) + " (so far)",
+                    "> " + fmt(median(r["server_cpu_s"] for r in group), 1),
+                    "–",
+                    "> " + fmt(median(r["browser_task_s"] for r in group), 1),
+                ]
+            )
             continue
         cpu = median(r["server_cpu_s"] for r in done)
-        rows.append([fmt(rate), fmt(tokens), page, f"{len(done)}/{len(group)}",
-                     fmt(median(r["ttft_overhead_ms"] for r in done)), fmt(median(r["drain_lag_ms"] for r in done)),
-                     fmt(median(r["wire_amplification"] for r in done), 1), fmt(cpu, 2), fmt(cpu / tokens * 1e6, 0),
-                     fmt(median(r["browser_task_s"] for r in done), 2)])
+        rows.append(
+            [
+                fmt(rate),
+                fmt(tokens),
+                page,
+                f"{len(done)}/{len(group)}",
+                fmt(median(r["ttft_overhead_ms"] for r in done)),
+                fmt(median(r["drain_lag_ms"] for r in done)),
+                fmt(median(r["wire_amplification"] for r in done), 1),
+                fmt(cpu, 2),
+                fmt(cpu / tokens * 1e6, 0),
+                fmt(median(r["browser_task_s"] for r in done), 2),
+            ]
+        )
     mismatched = [r for r in results if r.get("outcome") == "finished" and r["shown_visible"] != r["expected_visible"]]
     note = ""
     if mismatched:
         note = "\n\nVisible text differed from the answer (characters shown vs expected): " + ", ".join(
-            f"{r['run']} {r['shown_visible']} vs {r['expected_visible']}" for r in mismatched)
+            f"{r['run']} {r['shown_visible']} vs {r['expected_visible']}" for r in mismatched
+        )
     return table(header, rows) + "\n\nMedians over the finished runs." + note
 
 
@@ -216,9 +276,16 @@ def main(argv=None) -> Path:
     ap.add_argument("--pages", default=",".join(PAGES))
     ap.add_argument("--runs", type=int, default=3, help="runs per setting for ours")
     ap.add_argument("--peer-runs", type=int, default=3, help="runs per setting for the two peers")
-    ap.add_argument("--budget", type=float, default=120.0, help="seconds a run may take before it counts as not finished")
-    ap.add_argument("--st-option", action="append", default=[], metavar="NAME=VALUE",
-                    help="a Streamlit config option for all three servers, e.g. runner.postScriptGC=false")
+    ap.add_argument(
+        "--budget", type=float, default=120.0, help="seconds a run may take before it counts as not finished"
+    )
+    ap.add_argument(
+        "--st-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a Streamlit config option for all three servers, e.g. runner.postScriptGC=false",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "browser.md")
     args = ap.parse_args(argv)
     rates = [float(x) for x in args.rates.split(",")]
@@ -231,8 +298,13 @@ def main(argv=None) -> Path:
         shutil.rmtree(work, ignore_errors=True)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     command = "python bench/browser.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    return write_result("browser", "Browser: ours vs st.write_stream vs StreamlitCallbackHandler", command.strip(),
-                        summarise(results, args.budget), args.out)
+    return write_result(
+        "browser",
+        "Browser: ours vs st.write_stream vs StreamlitCallbackHandler",
+        command.strip(),
+        summarise(results, args.budget),
+        args.out,
+    )
 
 
 if __name__ == "__main__":

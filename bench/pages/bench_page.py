@@ -6,24 +6,24 @@ notes, with `time.time()`, when the first and the last token left it; the page w
 to `$BENCH_OUT/<run>.json` when it ends, and the browser side compares them with its own
 `performance.timeOrigin + performance.now()` (the same wall clock: one machine).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/common.py: the bench text
-from common import bench_text  # noqa: E402
-
-from response_streaming.events import Event, Message, Params, TextDelta  # noqa: E402
-from response_streaming.providers.replay import ReplayProvider  # noqa: E402
-from response_streaming.recorder import Recorder  # noqa: E402
+from common import bench_text
+from response_streaming.events import Event, Message, Params, TextDelta
+from response_streaming.providers.replay import ReplayProvider
+from response_streaming.recorder import Recorder
 
 TEXT = bench_text()
 OUT = Path(os.environ.get("BENCH_OUT", "/tmp"))

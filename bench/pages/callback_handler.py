@@ -3,11 +3,11 @@
 Built as the lab builds it (`StreamlitCallbackHandler(st.container())`, default settings); the
 calls are the ones a LangChain model makes: start, one `on_llm_new_token` per token, end.
 """
+
 import streamlit as st
+from bench_page import recorder, run
 from langchain_community.callbacks.streamlit import StreamlitCallbackHandler
 from langchain_core.outputs import LLMResult
-
-from bench_page import recorder, run
 
 
 def render(provider, params):

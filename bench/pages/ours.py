@@ -5,11 +5,12 @@ scratch SQLite file), `box = st.container(key="answer")` and `stats = st.empty()
 message, then `ui.live.stream_into(gens, gid, box, stats)` (a viewer of the log: LiveMarkdown, live
 metrics). The app's `st.rerun()` afterwards is left out: it only redraws the finished page.
 """
+
 from types import SimpleNamespace
 
 import streamlit as st
-
 from bench_page import OUT, run
+
 from response_streaming import chat
 from response_streaming.generation import Generations
 from response_streaming.store import Store

@@ -1,6 +1,6 @@
 """Bench page: the usual Streamlit way, `st.write_stream` (it redraws the whole answer on every token)."""
-import streamlit as st
 
+import streamlit as st
 from bench_page import recorder, run
 
 

@@ -258,11 +258,11 @@ def ask_lists(provider) -> tuple[dict[str, str], dict[str, list[float]]]:
 @pytest.mark.parametrize("which", ["local_provider", "gemma_provider"])
 def test_concurrent_answers_are_decoded_together_and_never_cross_talk(which, request):
     provider = request.getfixturevalue(which)
-    texts, times = ask_lists(provider)
+    texts, _ = ask_lists(provider)
     assert set(texts) == set(LISTS)
-    # They overlapped: every answer had its first piece before any answer had its last.
-    assert max(t[0] for t in times.values()) < min(t[-1] for t in times.values())
-    assert provider.engine.max_batch >= 2  # and one decode really sampled several of them
+    # They overlapped: one decode really sampled several of them. (The engine's own count, not the
+    # readers' clocks: on a loaded machine a reader thread may wake after every answer has ended.)
+    assert provider.engine.max_batch >= 2
     for name, text in texts.items():
         assert any(w in text for w in LISTS[name][1]), (name, text)
         for other, (_, words) in LISTS.items():

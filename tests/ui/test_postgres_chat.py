@@ -1,5 +1,6 @@
 """History on a real PostgreSQL server that the test starts itself: migrations, the streaming lease,
 and two app replicas on one database showing the same history (in a real headless Chromium)."""
+
 from __future__ import annotations
 
 import threading
@@ -33,6 +34,7 @@ def test_replicas_starting_together_migrate_once(postgres):
     assert errors == [] and len(stores) == 4
     with stores[0].engine.connect() as conn:
         from sqlalchemy import text
+
         versions = [v for (v,) in conn.execute(text("select version from schema_version order by version"))]
     assert versions == list(range(1, len(MIGRATIONS) + 1))
 
@@ -98,7 +100,10 @@ def test_two_app_replicas_show_the_same_history(postgres, streamlit_server, brow
         wait_for(lambda: len(visible_text(answer_text(page_b))) > len(seen_on_b), 30, "the answer growing on B")
         msgs = settled(store, 3)
         assert [m.content for m in msgs if m.role == "user"] == [
-            "Hello from replica A", "And hello from replica B", "A third question, on A"]
+            "Hello from replica A",
+            "And hello from replica B",
+            "A third question, on A",
+        ]
         assert msgs[-1].status == "complete"
         page_b.reload()
         shows(page_b, msgs[-1])

@@ -1,4 +1,5 @@
 """Text for the page: the metrics line under an answer, and labels that can't carry Markdown."""
+
 from __future__ import annotations
 
 import re
@@ -6,8 +7,11 @@ import re
 from ..chat import STATUS_NOTES
 from ..pricing import cost, format_cost
 
-_NOTE_ICONS = {"stopped": ":material/stop_circle:", "incomplete": ":material/warning:",
-               "interrupted": ":material/warning:"}
+_NOTE_ICONS = {
+    "stopped": ":material/stop_circle:",
+    "incomplete": ":material/warning:",
+    "interrupted": ":material/warning:",
+}
 CUT_NOTE = ":material/content_cut: Cut at the max-tokens limit: Continue asks the model to go on."
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")

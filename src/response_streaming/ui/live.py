@@ -5,6 +5,7 @@ short wait (`HEARTBEAT`) so it gets control back often: that is where Streamlit 
 closed tab, and where the metrics line is refreshed. Leaving (a rerun, a closed tab) stops nothing:
 the next run, in this tab or another, attaches again. Only the Stop button stops the generation.
 """
+
 from __future__ import annotations
 
 import time
@@ -48,7 +49,7 @@ def stream_into(gens: Generations, gid: str, box, stats, prior: str = "", though
             if chunk.kind == "text":
                 piece = chunk.text
                 if tokens == 0 and prior:
-                    piece = join_continuation(prior, piece)[len(prior):]
+                    piece = join_continuation(prior, piece)[len(prior) :]
                 tokens += chunk.data.get("n", 1)
                 if first_seen is None:
                     first_seen, ttft = time.monotonic(), chunk.data.get("ttft_ms")
@@ -76,7 +77,9 @@ def stream_into(gens: Generations, gid: str, box, stats, prior: str = "", though
         else:
             elapsed = time.monotonic() - first_seen
             rate = round((tokens - 1) / elapsed, 2) if tokens > 1 and elapsed > 0 else None
-            line = metrics_line({"ttft_ms": ttft, "output_tokens": tokens, "tokens_per_s": rate}, provider, model, live=True)
+            line = metrics_line(
+                {"ttft_ms": ttft, "output_tokens": tokens, "tokens_per_s": rate}, provider, model, live=True
+            )
             stats.caption(sanitize(line))
     if thinking is not None:
         thinking.close()

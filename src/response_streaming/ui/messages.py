@@ -9,10 +9,11 @@ clickable, until that run ends, and a run that streams an answer lasts long. Dra
 keys disabled replaces them at once. Every message has the same frame (text, note, metrics, a row
 of action slots) so that things stay where they were.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import streamlit as st
 
@@ -83,8 +84,15 @@ def show_tail(cid: str, msgs: Sequence[StoredMessage], live: bool, hide: int | N
         elif last:
             _unanswered(f, cid, m)
         elif not live and i == len(shown) - 2:
-            f.actions[0].button("Edit", key="edit", icon=":material/edit:", type="tertiary", on_click=start_edit,
-                                args=(cid, m), help="Put this prompt back in the box; Go replaces it and its answer.")
+            f.actions[0].button(
+                "Edit",
+                key="edit",
+                icon=":material/edit:",
+                type="tertiary",
+                on_click=start_edit,
+                args=(cid, m),
+                help="Put this prompt back in the box; Go replaces it and its answer.",
+            )
 
 
 def busy_actions(f: Frame) -> None:
@@ -98,8 +106,14 @@ def busy_actions(f: Frame) -> None:
 def _unanswered(f: Frame, cid: str, m: StoredMessage) -> None:
     # The answer was never saved (the server stopped mid-answer), or it is being written elsewhere.
     f.note.caption("No answer is stored for this prompt yet.")
-    f.actions[0].button("Answer", key="regenerate", icon=":material/refresh:", on_click=request,
-                        args=("regenerate",), kwargs={"id": None})
+    f.actions[0].button(
+        "Answer",
+        key="regenerate",
+        icon=":material/refresh:",
+        on_click=request,
+        args=("regenerate",),
+        kwargs={"id": None},
+    )
     f.actions[1].button("Edit", key="edit", icon=":material/edit:", type="tertiary", on_click=start_edit, args=(cid, m))
 
 
@@ -117,15 +131,26 @@ def answer_footer(f: Frame, m: StoredMessage, last: bool) -> None:
     if not last:
         return
     failed = m.status in ("error", "incomplete")  # an interrupted answer offers Regenerate and Continue
-    f.actions[0].button("Retry" if failed else "Regenerate", key="regenerate", icon=":material/refresh:",
-                        type="primary" if m.status == "error" else "secondary",
-                        on_click=request, args=("regenerate",), kwargs={"id": m.id})
+    f.actions[0].button(
+        "Retry" if failed else "Regenerate",
+        key="regenerate",
+        icon=":material/refresh:",
+        type="primary" if m.status == "error" else "secondary",
+        on_click=request,
+        args=("regenerate",),
+        kwargs={"id": m.id},
+    )
     if can_continue(m):
-        f.actions[1].button("Continue", key="continue", icon=":material/fast_forward:",
-                            on_click=request, args=("continue",), kwargs={"id": m.id})
+        f.actions[1].button(
+            "Continue",
+            key="continue",
+            icon=":material/fast_forward:",
+            on_click=request,
+            args=("continue",),
+            kwargs={"id": m.id},
+        )
     if not m.content:
         return
-    with f.actions[2].container():
-        with st.popover("Copy", icon=":material/content_copy:", key="copy"):
-            st.caption("The copy icon at the top right of the box copies the answer as Markdown.")
-            st.code(m.content, language="markdown", wrap_lines=True)
+    with f.actions[2].container(), st.popover("Copy", icon=":material/content_copy:", key="copy"):
+        st.caption("The copy icon at the top right of the box copies the answer as Markdown.")
+        st.code(m.content, language="markdown", wrap_lines=True)

@@ -7,6 +7,7 @@ reload and when `tail` asks for it. The database is the source of truth (a reloa
 another replica reads the same rows); the session carries the pending action, the window of
 messages shown, and where the earlier part ends (`view`), which `tail` reads when it reruns alone.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,12 @@ def _page() -> None:
     except SQLAlchemyError as err:
         log.exception("could not open the history database")
         where = "RS_DATABASE_URL" if settings.database_url else f"RS_DATA_DIR ({settings.data_dir})"
-        st.error(sanitize(f"The history database could not be opened ({type(err).__name__}). Check {where} and that "
-                          "the database is running; the details are in the server log."))
+        st.error(
+            sanitize(
+                f"The history database could not be opened ({type(err).__name__}). Check {where} and that "
+                "the database is running; the details are in the server log."
+            )
+        )
         return
 
     sidebar.follow_address()

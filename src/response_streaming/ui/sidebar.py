@@ -3,6 +3,7 @@
 Parameter widgets use `on_change="ignore"`: changing them never reruns the page, so it never
 interrupts an answer that is streaming; the values are read at the next Go.
 """
+
 from __future__ import annotations
 
 import re
@@ -10,10 +11,10 @@ import re
 import streamlit as st
 
 from .. import users
-from ..export import export_json, export_markdown
 from ..config import Settings
 from ..errors import ConversationNotFound
 from ..events import EFFORTS, Params
+from ..export import export_json, export_markdown
 from ..providers import PROVIDERS
 from ..reasoning import takes_effort
 from ..render import sanitize
@@ -44,17 +45,29 @@ def follow_address() -> None:
 
 def conversations(box, store: Store, cid: str | None, conversation: dict | None) -> None:
     with box:
-        st.button("New chat", key="new-chat", icon=":material/add:", on_click=open_conversation, args=(None,),
-                  width="stretch")
-        search = st.text_input("Search titles", key="search", placeholder="Search titles", icon=":material/search:",
-                               label_visibility="collapsed")
+        st.button(
+            "New chat", key="new-chat", icon=":material/add:", on_click=open_conversation, args=(None,), width="stretch"
+        )
+        search = st.text_input(
+            "Search titles",
+            key="search",
+            placeholder="Search titles",
+            icon=":material/search:",
+            label_visibility="collapsed",
+        )
         found = store.list_conversations(search)
         with st.container(key="conversations", height=300 if len(found) > 8 else "content"):
             if not found:
                 st.caption("No conversation has a title like that." if search.strip() else "No conversations yet.")
             for c in found:
-                st.button(plain(c["title"]), key=f"conv-{c['id']}", on_click=open_conversation, args=(c["id"],),
-                          type="primary" if c["id"] == cid else "secondary", width="stretch")
+                st.button(
+                    plain(c["title"]),
+                    key=f"conv-{c['id']}",
+                    on_click=open_conversation,
+                    args=(c["id"],),
+                    type="primary" if c["id"] == cid else "secondary",
+                    width="stretch",
+                )
         if conversation:
             _this_conversation(store, conversation)
 
@@ -90,12 +103,24 @@ def _this_conversation(store: Store, conversation: dict) -> None:
             # Downloads don't rerun the page, so exporting never interrupts a streaming answer. The
             # files are made when clicked (Streamlit calls `data` then), from the database: the whole
             # conversation as it stands, not the part the page shows, at no cost to a page run.
-            st.download_button("Markdown", lambda: export_markdown(*_whole(store, conversation)),
-                               file_name=f"{slug}.md", mime="text/markdown", key="export-md",
-                               icon=":material/download:", on_click="ignore")
-            st.download_button("JSON", lambda: export_json(*_whole(store, conversation)), file_name=f"{slug}.json",
-                               mime="application/json", key="export-json", icon=":material/download:",
-                               on_click="ignore")
+            st.download_button(
+                "Markdown",
+                lambda: export_markdown(*_whole(store, conversation)),
+                file_name=f"{slug}.md",
+                mime="text/markdown",
+                key="export-md",
+                icon=":material/download:",
+                on_click="ignore",
+            )
+            st.download_button(
+                "JSON",
+                lambda: export_json(*_whole(store, conversation)),
+                file_name=f"{slug}.json",
+                mime="application/json",
+                key="export-json",
+                icon=":material/download:",
+                on_click="ignore",
+            )
         if st.button("Delete…", key="delete", icon=":material/delete:"):
             _confirm_delete(store, cid, conversation["title"])
 
@@ -110,9 +135,17 @@ def _model_field(provider: str, settings: Settings) -> str:
     allowed = users.allowed_models(settings)
     if allowed and not (provider == "local" and settings.model_path):
         # Only what RS_ALLOWED_MODELS lists, and nothing typed (the page refuses others anyway).
-        return st.selectbox("Model", allowed, index=allowed.index(default) if default in allowed else 0,
-                            key=f"model-{provider}", on_change="ignore",
-                            help="The models this app allows (RS_ALLOWED_MODELS).") or ""
+        return (
+            st.selectbox(
+                "Model",
+                allowed,
+                index=allowed.index(default) if default in allowed else 0,
+                key=f"model-{provider}",
+                on_change="ignore",
+                help="The models this app allows (RS_ALLOWED_MODELS).",
+            )
+            or ""
+        )
     if provider == "bedrock":
         try:
             from ..providers.bedrock_catalog import DEFAULT_MODEL, MODELS
@@ -123,13 +156,32 @@ def _model_field(provider: str, settings: Settings) -> str:
         start = default or DEFAULT_MODEL
         if start and start not in ids:
             ids.insert(0, start)
-        return st.selectbox("Model", ids, index=ids.index(start) if start in ids else None, key="model-bedrock",
-                            format_func=lambda i: names.get(i, i), accept_new_options=True, on_change="ignore",
-                            placeholder="Pick or type a Bedrock model id",
-                            help="Any Bedrock model id or inference profile id; type one that is not listed.") or ""
+        return (
+            st.selectbox(
+                "Model",
+                ids,
+                index=ids.index(start) if start in ids else None,
+                key="model-bedrock",
+                format_func=lambda i: names.get(i, i),
+                accept_new_options=True,
+                on_change="ignore",
+                placeholder="Pick or type a Bedrock model id",
+                help="Any Bedrock model id or inference profile id; type one that is not listed.",
+            )
+            or ""
+        )
     if provider == "openai":
-        return st.text_input("Model", value=default, key="model-openai", on_change="ignore",
-                             placeholder="the server's model name", help=f"Served at {settings.openai_base_url}") or ""
+        return (
+            st.text_input(
+                "Model",
+                value=default,
+                key="model-openai",
+                on_change="ignore",
+                placeholder="the server's model name",
+                help=f"Served at {settings.openai_base_url}",
+            )
+            or ""
+        )
     if provider == "local":
         if settings.model_path:
             st.caption(sanitize(f"Embedded model: {settings.model_path.name}"))
@@ -138,9 +190,18 @@ def _model_field(provider: str, settings: Settings) -> str:
 
         labels = dict(bundled_choices())
         start = default if default in labels else settings.local_model
-        return st.selectbox("Model", list(labels), index=list(labels).index(start) if start in labels else 0,
-                            key="model-local", format_func=labels.get, on_change="ignore",
-                            help="Bundled with the app; RS_MODEL_PATH loads another GGUF file instead.") or ""
+        return (
+            st.selectbox(
+                "Model",
+                list(labels),
+                index=list(labels).index(start) if start in labels else 0,
+                key="model-local",
+                format_func=labels.get,
+                on_change="ignore",
+                help="Bundled with the app; RS_MODEL_PATH loads another GGUF file instead.",
+            )
+            or ""
+        )
     return default
 
 
@@ -154,25 +215,59 @@ def controls(settings: Settings) -> tuple[Settings, Params]:
     with st.sidebar:
         st.subheader("Model")
         names = users.allowed_providers(settings)  # all, unless RS_ALLOWED_PROVIDERS says fewer
-        provider = st.selectbox("Provider", names, index=names.index(settings.provider) if settings.provider in names
-                                else 0, key="provider", format_func=PROVIDER_LABELS.get)
+        provider = st.selectbox(
+            "Provider",
+            names,
+            index=names.index(settings.provider) if settings.provider in names else 0,
+            key="provider",
+            format_func=PROVIDER_LABELS.get,
+        )
         model = _model_field(provider, settings)
         if takes_effort(provider, model):  # only where the effort switches something (reasoning.takes_effort)
             efforts = ["", *EFFORTS]
-            st.selectbox("Think", efforts, index=efforts.index(settings.reasoning), key="reasoning",
-                         format_func=lambda e: e.capitalize() or "Model default", on_change="ignore",
-                         help="Ask the model to think first, with this effort (Claude: a thinking budget of "
-                              "1k / 4k / 16k tokens on top of Max tokens). Its thinking shows above the answer.")
+            st.selectbox(
+                "Think",
+                efforts,
+                index=efforts.index(settings.reasoning),
+                key="reasoning",
+                format_func=lambda e: e.capitalize() or "Model default",
+                on_change="ignore",
+                help="Ask the model to think first, with this effort (Claude: a thinking budget of "
+                "1k / 4k / 16k tokens on top of Max tokens). Its thinking shows above the answer.",
+            )
         with st.expander("Parameters", icon=":material/tune:"):
             st.text_input("System prompt", value=settings.system_prompt, key="system", on_change="ignore")
-            st.number_input("Temperature", 0.0, 2.0, value=settings.temperature, step=0.1, key="temperature",
-                            placeholder="model default", on_change="ignore")
-            st.number_input("Top p", 0.01, 1.0, value=settings.top_p, step=0.05, key="top_p",
-                            placeholder="model default", on_change="ignore")
-            st.number_input("Max tokens", 1, 32768, value=settings.max_tokens, step=64, key="max_tokens",
-                            on_change="ignore")
-            st.multiselect("Stop sequences", [], key="stop-sequences", accept_new_options=True, on_change="ignore",
-                           placeholder="Type one, press Enter (\\n = new line)")
+            st.number_input(
+                "Temperature",
+                0.0,
+                2.0,
+                value=settings.temperature,
+                step=0.1,
+                key="temperature",
+                placeholder="model default",
+                on_change="ignore",
+            )
+            st.number_input(
+                "Top p",
+                0.01,
+                1.0,
+                value=settings.top_p,
+                step=0.05,
+                key="top_p",
+                placeholder="model default",
+                on_change="ignore",
+            )
+            st.number_input(
+                "Max tokens", 1, 32768, value=settings.max_tokens, step=64, key="max_tokens", on_change="ignore"
+            )
+            st.multiselect(
+                "Stop sequences",
+                [],
+                key="stop-sequences",
+                accept_new_options=True,
+                on_change="ignore",
+                placeholder="Type one, press Enter (\\n = new line)",
+            )
     return chosen(settings)
 
 
@@ -190,7 +285,12 @@ def chosen(settings: Settings) -> tuple[Settings, Params]:
         model = ss[f"model-{provider}"] or ""
     stops = tuple(_decode_stop(s) for s in ss.get("stop-sequences", []) if s)
     effort = ss.get("reasoning", settings.reasoning) if takes_effort(provider, model) else ""
-    params = Params(max_tokens=int(ss.get("max_tokens") or settings.max_tokens), stop=stops,
-                    temperature=ss.get("temperature", settings.temperature), top_p=ss.get("top_p", settings.top_p),
-                    system=ss.get("system", settings.system_prompt) or "", reasoning=effort or "")
+    params = Params(
+        max_tokens=int(ss.get("max_tokens") or settings.max_tokens),
+        stop=stops,
+        temperature=ss.get("temperature", settings.temperature),
+        top_p=ss.get("top_p", settings.top_p),
+        system=ss.get("system", settings.system_prompt) or "",
+        reasoning=effort or "",
+    )
     return settings.model_copy(update={"provider": provider, "model": model}), params
