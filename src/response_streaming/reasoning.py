@@ -19,7 +19,7 @@ its answer is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 
 from .events import Event, Finish, Params, ReasoningBlock, ReasoningDelta, TextDelta
 
@@ -162,7 +162,7 @@ class TagSplitter:
         return False
 
 
-def split_inline_reasoning(events: Iterable[Event], starts_inside: bool = False) -> Iterator[Event]:
+def split_inline_reasoning(events: Iterable[Event], starts_inside: bool = False) -> Generator[Event, None, None]:
     """Pass a provider's events through a `TagSplitter` (text only; the rest unchanged, in order)."""
     splitter = TagSplitter(starts_inside)
     try:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from ..render import sanitize
 from ..store import StoredMessage
@@ -28,10 +29,10 @@ ACTION_SLOTS = 3
 
 @dataclass
 class Frame:
-    thought: object  # the answer's thinking, above its text (an `st.empty`; see `thinking`)
-    box: object  # the message text (a container)
-    note: object  # status, error or hint (an `st.empty`)
-    metrics: object  # the metrics line (an `st.empty`)
+    thought: DeltaGenerator  # the answer's thinking, above its text (an `st.empty`; see `thinking`)
+    box: DeltaGenerator  # the message text (a container)
+    note: DeltaGenerator  # status, error or hint (an `st.empty`)
+    metrics: DeltaGenerator  # the metrics line (an `st.empty`)
     actions: list  # ACTION_SLOTS `st.empty` slots for buttons
 
 
@@ -66,7 +67,7 @@ def can_continue(m: StoredMessage) -> bool:
     return bool(m.content.strip()) and (cut or m.status in ("stopped", "incomplete", "interrupted"))
 
 
-def show_tail(cid: str, msgs: Sequence[StoredMessage], live: bool, hide: int | None = None) -> None:
+def show_tail(cid: str | None, msgs: Sequence[StoredMessage], live: bool, hide: int | None = None) -> None:
     """Draw the last turn (and any after the earlier part was drawn). The last answer gets the actions
     (and the `answer` key) unless one streams."""
     shown = [m for m in msgs if m.id != hide]
@@ -103,7 +104,7 @@ def busy_actions(f: Frame) -> None:
         st.popover("Copy", icon=":material/content_copy:", key="copy", disabled=True)
 
 
-def _unanswered(f: Frame, cid: str, m: StoredMessage) -> None:
+def _unanswered(f: Frame, cid: str | None, m: StoredMessage) -> None:
     # The answer was never saved (the server stopped mid-answer), or it is being written elsewhere.
     f.note.caption("No answer is stored for this prompt yet.")
     f.actions[0].button(

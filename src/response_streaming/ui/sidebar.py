@@ -196,7 +196,7 @@ def _model_field(provider: str, settings: Settings) -> str:
                 list(labels),
                 index=list(labels).index(start) if start in labels else 0,
                 key="model-local",
-                format_func=labels.get,
+                format_func=lambda name: labels.get(name, name),
                 on_change="ignore",
                 help="Bundled with the app; RS_MODEL_PATH loads another GGUF file instead.",
             )
@@ -220,7 +220,7 @@ def controls(settings: Settings) -> tuple[Settings, Params]:
             names,
             index=names.index(settings.provider) if settings.provider in names else 0,
             key="provider",
-            format_func=PROVIDER_LABELS.get,
+            format_func=lambda name: PROVIDER_LABELS.get(name, name),
         )
         model = _model_field(provider, settings)
         if takes_effort(provider, model):  # only where the effort switches something (reasoning.takes_effort)
