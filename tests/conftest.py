@@ -52,6 +52,14 @@ def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = N
     raise TimeoutError(url)
 
 
+def streamlit_command(port: int, *extra: str) -> list[str]:
+    """`streamlit run streaming_app.py` on 127.0.0.1:`port`, quiet, with any extra options (run it from ROOT)."""
+    return [
+        str(BIN / "streamlit"), "run", "streaming_app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra,
+    ]  # fmt: skip
+
+
 @pytest.fixture(autouse=True)
 def _clean_settings(monkeypatch, tmp_path):
     """Tests never see the developer's RS_* variables, and each starts with fresh cached settings.
@@ -147,19 +155,7 @@ def streamlit_server(tmp_path):
             {"RS_DATA_DIR": str(tmp_path / "data")}, **{f"RS_{k.upper()}": str(v) for k, v in env_settings.items()}
         )
         proc = subprocess.Popen(
-            [
-                str(BIN / "streamlit"),
-                "run",
-                "streaming_app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
+            streamlit_command(port),
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -17,7 +17,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from conftest import BIN, ROOT, free_port, wait_http
+from conftest import ROOT, free_port, streamlit_command, wait_http
 from response_streaming.store import Store
 
 pytestmark = pytest.mark.browser
@@ -80,21 +80,7 @@ def signed_in_app(request, tmp_path, oidc_provider):
     )
     with open(tmp_path / "app.log", "w") as log:
         proc = subprocess.Popen(
-            [
-                str(BIN / "streamlit"),
-                "run",
-                "streaming_app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-                "--secrets.files",
-                str(secrets_file),
-            ],
+            streamlit_command(port, "--secrets.files", str(secrets_file)),
             cwd=ROOT,
             env=env,
             stdout=log,

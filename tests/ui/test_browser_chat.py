@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
-from conftest import BIN, ROOT, free_port, wait_http
+from conftest import ROOT, free_port, streamlit_command, wait_http
 from response_streaming.store import Store
 
 pytestmark = pytest.mark.browser
@@ -107,19 +107,7 @@ def app(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.startswith("RS_")}
         env.update({"RS_DATA_DIR": str(tmp_path / "data")}, **{f"RS_{k.upper()}": str(v) for k, v in settings.items()})
         proc = subprocess.Popen(
-            [
-                str(BIN / "streamlit"),
-                "run",
-                "streaming_app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
+            streamlit_command(port),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
