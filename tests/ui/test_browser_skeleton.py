@@ -25,7 +25,7 @@ def rendered_text(markdown: str) -> str:
 
 
 def test_answer_streams_token_by_token_and_ends_as_the_model_produced(streamlit_server, page, tmp_path):
-    url = streamlit_server(provider="local", max_tokens=60, temperature=0, n_ctx=2048)
+    url = streamlit_server(provider="local", max_tokens=200, temperature=0, n_ctx=2048)  # ~3 s: room to see it grow
     page.goto(url)
     page.get_by_role("heading", name="Response Streaming").wait_for()
     assert page.title() == "Response Streaming"
